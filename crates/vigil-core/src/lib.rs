@@ -1,0 +1,21 @@
+//! Vigil's sans-IO Lightning core.
+//!
+//! This crate will own the system itself, as laid out in `DESIGN.md` §2 and §7:
+//!
+//! - `channel/`: the BOLT 2/3 channel state machine. Every state change that must
+//!   survive a crash leaves it as a monitor update.
+//! - `monitor/`: the `ChannelMonitor`, the single durable authority over every HTLC,
+//!   with its acknowledged event log.
+//! - `chain_monitor/`: the set of monitors, chain processing and persistence
+//!   completions.
+//! - `manager/`: the `ChannelManager`, a routing and forwarding engine driven by
+//!   monitor events and never persisted.
+//! - `onion/`: BOLT 4 failure packets.
+//!
+//! It is sans-IO: no tokio, no filesystem, no clock and no threads. Inputs are
+//! calls (`handle_*`) and outputs are returned or polled (`poll_*`), with time
+//! passed in, so that `vigil-sim` can run it deterministically.
+//!
+//! Nothing is implemented here yet; the channel state machine arrives with
+//! issue 3 and the monitor with issue 4.
+#![deny(missing_docs)]
