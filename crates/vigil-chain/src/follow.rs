@@ -61,8 +61,7 @@ impl ChainFollower {
                     return Err(ChainSourceError::UnknownBlock(here.hash));
                 }
                 let info = source.header(&here.hash)?.ok_or(ChainSourceError::UnknownBlock(here.hash))?;
-                self.position =
-                    BlockRef { height: here.height - 1, hash: info.header.prev_blockhash };
+                self.position = BlockRef { height: here.height - 1, hash: info.header.prev_blockhash };
                 return Ok(Some(ChainEvent::Disconnected(here)));
             }
             let Some(next) = source.block_hash(here.height + 1)? else {

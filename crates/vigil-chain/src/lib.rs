@@ -25,6 +25,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use follow::{ChainEvent, ChainFollower};
 pub use regtest::RegtestChain;
 pub use source::{
-    BlockRef, BroadcastError, ChainSource, ChainSourceError, HeaderInfo, Rejection, TxInfo,
-    UtxoInfo,
+    BlockRef, BroadcastError, ChainSource, ChainSourceError, HeaderInfo, Rejection, TxInfo, UtxoInfo,
 };

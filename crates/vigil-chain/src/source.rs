@@ -180,11 +180,7 @@ pub trait ChainSource: Send + Sync {
     /// # Errors
     ///
     /// [`ChainSourceError`] when the source cannot answer.
-    fn utxo(
-        &self,
-        outpoint: &OutPoint,
-        include_mempool: bool,
-    ) -> Result<Option<UtxoInfo>, ChainSourceError>;
+    fn utxo(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<UtxoInfo>, ChainSourceError>;
 }
 
 impl<T: ChainSource + ?Sized> ChainSource for std::sync::Arc<T> {
@@ -212,11 +208,7 @@ impl<T: ChainSource + ?Sized> ChainSource for std::sync::Arc<T> {
     fn transaction(&self, txid: &Txid) -> Result<Option<TxInfo>, ChainSourceError> {
         (**self).transaction(txid)
     }
-    fn utxo(
-        &self,
-        outpoint: &OutPoint,
-        include_mempool: bool,
-    ) -> Result<Option<UtxoInfo>, ChainSourceError> {
+    fn utxo(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<UtxoInfo>, ChainSourceError> {
         (**self).utxo(outpoint, include_mempool)
     }
 }

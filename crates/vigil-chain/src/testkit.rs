@@ -116,10 +116,8 @@ pub fn sign_p2pkh(tx: &mut Transaction, input: usize, key: &TestKey) {
         .expect("input index in range");
     let sig = key.sign(digest.to_byte_array());
     let push = bitcoin::script::PushBytesBuf::try_from(sig).expect("a signature is a short push");
-    tx.input[input].script_sig = bitcoin::script::Builder::new()
-        .push_slice(push)
-        .push_slice(key.public.to_bytes())
-        .into_script();
+    tx.input[input].script_sig =
+        bitcoin::script::Builder::new().push_slice(push).push_slice(key.public.to_bytes()).into_script();
 }
 
 /// Signs input `input` of `tx`, which spends a P2WSH output of

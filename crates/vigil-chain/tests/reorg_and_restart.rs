@@ -1,6 +1,9 @@
 //! Reorgs (a confirmed spend returns to the mempool, a conflicting branch
 //! replaces it), pull sync across reorgs, and restarts from SQLite.
 
+// `&[coin.clone()]` reads better than `std::slice::from_ref(&coin)` in tests.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 use std::sync::Arc;
 
 use bitcoin::{Amount, TxOut};
@@ -94,7 +97,9 @@ fn invalidate_errors() {
     let genesis = chain.tip().hash;
     assert!(matches!(chain.invalidate_block(&genesis), Err(InvalidateError::Genesis)));
     let unknown = bitcoin::BlockHash::from_byte_array([9; 32]);
-    assert!(matches!(chain.invalidate_block(&unknown), Err(InvalidateError::UnknownBlock(h)) if h == unknown));
+    assert!(
+        matches!(chain.invalidate_block(&unknown), Err(InvalidateError::UnknownBlock(h)) if h == unknown)
+    );
     let key = TestKey::new(1);
     let first = chain.mine(2, &key.address()).expect("mine");
     chain.invalidate_block(&first[0]).expect("invalidate");

@@ -2,6 +2,9 @@
 //! for the envelope, status codes and authentication, and
 //! [`BitcoindRpcChain`] for the `ChainSource` over it.
 
+// `&[coin.clone()]` reads better than `std::slice::from_ref(&coin)` in tests.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -27,7 +30,11 @@ impl Harness {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let chain = Arc::new(RegtestChain::in_memory(Arc::new(ManualClock::new(1_700_000_000))));
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let config = RpcServerConfig {
             bind: "127.0.0.1:0".parse().expect("address"),
             cookie_path: Some(dir.path().join(".cookie")),
@@ -46,8 +53,11 @@ impl Harness {
     }
 
     fn client(&self) -> BitcoindRpcChain {
-        BitcoindRpcChain::new(&format!("http://{}", self.addr()), RpcAuth::Cookie(self.dir.path().join(".cookie")))
-            .expect("client")
+        BitcoindRpcChain::new(
+            &format!("http://{}", self.addr()),
+            RpcAuth::Cookie(self.dir.path().join(".cookie")),
+        )
+        .expect("client")
     }
 
     /// A JSON-RPC call over raw HTTP with the cookie; returns status and body.
@@ -71,14 +81,20 @@ impl Harness {
 
     fn err(&self, method: &str, params: Value) -> (u16, i64, String) {
         let (status, _, error) = self.call(method, params);
-        (status, error["code"].as_i64().expect("error code"), error["message"].as_str().expect("message").to_owned())
+        (
+            status,
+            error["code"].as_i64().expect("error code"),
+            error["message"].as_str().expect("message").to_owned(),
+        )
     }
 }
 
 /// A minimal HTTP/1.1 exchange; returns status, headers and body.
 fn http(addr: SocketAddr, method: &str, auth: Option<(&str, &str)>, body: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    let mut request = format!("{method} / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n");
+    let mut request = format!(
+        "{method} / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    );
     if let Some((user, pass)) = auth {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
         request.push_str(&format!("Authorization: Basic {token}\r\n"));
@@ -159,6 +175,10 @@ fn malformed_requests_get_core_error_codes() {
     let mainnet = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
     assert_eq!(h.err("generatetoaddress", json!([1, mainnet])).1, -5, "a mainnet address on regtest");
     assert_eq!(h.err("estimatesmartfee", json!([0])).1, -8);
+    let address = TestKey::new(1).address().to_string();
+    assert_eq!(h.err("generatetoaddress", json!([-1, address])).1, -8);
+    assert_eq!(h.err("generatetoaddress", json!([1_000_000, address])).1, -8, "a runaway count");
+    assert_eq!(h.ok("getblockcount", json!([])), 0, "nothing was mined by refused calls");
 }
 
 #[test]
@@ -188,14 +208,21 @@ fn sendrawtransaction_accepts_valid_and_refuses_invalid_with_core_codes() {
     assert_eq!(accepted[0]["allowed"], true);
     assert_eq!(accepted[0]["fees"]["base"], 0.0001);
     assert_eq!(h.ok("sendrawtransaction", json!([serialize_hex(&tx)])), tx.compute_txid().to_string());
-    assert_eq!(h.ok("sendrawtransaction", json!([serialize_hex(&tx)])), tx.compute_txid().to_string(), "idempotent");
+    assert_eq!(
+        h.ok("sendrawtransaction", json!([serialize_hex(&tx)])),
+        tx.compute_txid().to_string(),
+        "idempotent"
+    );
     assert_eq!(h.ok("getrawmempool", json!([])), json!([tx.compute_txid().to_string()]));
 
     let double = spend_p2wpkh(&key, &[coin.clone()], vec![pay(4_999_980_000)]);
     let (_, code, message) = h.err("sendrawtransaction", json!([serialize_hex(&double)]));
     assert_eq!((code, message.as_str()), (-26, "txn-mempool-conflict"));
     let rejected = h.ok("testmempoolaccept", json!([[serialize_hex(&double)]]));
-    assert_eq!((rejected[0]["allowed"].clone(), rejected[0]["reject-reason"].clone()), (json!(false), json!("txn-mempool-conflict")));
+    assert_eq!(
+        (rejected[0]["allowed"].clone(), rejected[0]["reject-reason"].clone()),
+        (json!(false), json!("txn-mempool-conflict"))
+    );
 
     let ghost = vigil_chain::testkit::Coin {
         outpoint: OutPoint { txid: tx.compute_txid(), vout: 9 },
@@ -207,17 +234,25 @@ fn sendrawtransaction_accepts_valid_and_refuses_invalid_with_core_codes() {
 
     let mut bad_sig = spend_p2wpkh(&key, &[coinbase_coin(h.chain.as_ref(), 2)], vec![pay(1000)]);
     bad_sig.output[0].value = Amount::from_sat(2000);
-    let (status, reply) =
-        h.post(&json!({"method": "sendrawtransaction", "params": [serialize_hex(&bad_sig)], "id": 1}).to_string());
+    let (status, reply) = h.post(
+        &json!({"method": "sendrawtransaction", "params": [serialize_hex(&bad_sig)], "id": 1}).to_string(),
+    );
     assert_eq!(status, 500);
     assert_eq!(reply["error"]["code"], -26);
-    assert!(reply["error"]["message"].as_str().expect("message").starts_with("mandatory-script-verify-flag-failed"));
+    assert!(reply["error"]["message"]
+        .as_str()
+        .expect("message")
+        .starts_with("mandatory-script-verify-flag-failed"));
     assert!(reply["error"]["data"]["detail"].as_str().expect("detail").contains("input 0"));
 
     let (_, code, _) = h.err("sendrawtransaction", json!(["00ff"]));
     assert_eq!(code, -22);
     let expensive = spend_p2wpkh(&key, &[coinbase_coin(h.chain.as_ref(), 2)], vec![pay(1_000_000)]);
-    assert_eq!(h.err("sendrawtransaction", json!([serialize_hex(&expensive)])).1, -25, "fee above maxfeerate");
+    assert_eq!(
+        h.err("sendrawtransaction", json!([serialize_hex(&expensive)])).1,
+        -25,
+        "fee above maxfeerate"
+    );
     h.ok("sendrawtransaction", json!([serialize_hex(&expensive), 0]));
 
     h.ok("generatetoaddress", json!([1, key.address().to_string()]));
@@ -252,7 +287,8 @@ fn blocks_transactions_and_outputs_have_core_shapes() {
     assert_eq!(full["tx"][1]["vout"][0]["scriptPubKey"]["type"], "witness_v0_keyhash");
     assert_eq!(full["tx"][1]["vout"][0]["scriptPubKey"]["address"], key.address().to_string());
     let raw = h.ok("getblock", json!([hash, 0]));
-    let decoded: bitcoin::Block = bitcoin::consensus::encode::deserialize_hex(raw.as_str().expect("hex")).expect("block");
+    let decoded: bitcoin::Block =
+        bitcoin::consensus::encode::deserialize_hex(raw.as_str().expect("hex")).expect("block");
     assert_eq!(decoded.block_hash().to_string(), hash);
     let header = h.ok("getblockheader", json!([hash]));
     assert_eq!(header["bits"], "207fffff");
@@ -360,7 +396,8 @@ fn client_rereads_a_rotated_cookie_and_reports_bad_credentials() {
     let addr = server.local_addr();
     h.rt.block_on(server.stop());
     assert!(!h.dir.path().join(".cookie").exists(), "the cookie is removed at shutdown");
-    let config = RpcServerConfig { bind: addr, cookie_path: Some(h.dir.path().join(".cookie")), user_password: None };
+    let config =
+        RpcServerConfig { bind: addr, cookie_path: Some(h.dir.path().join(".cookie")), user_password: None };
     h.server = Some(h.rt.block_on(RpcServer::start(h.chain.clone(), config)).expect("restart"));
     assert_eq!(rpc.tip().expect("the client picks up the new cookie").height, 0);
 
@@ -370,7 +407,10 @@ fn client_rereads_a_rotated_cookie_and_reports_bad_credentials() {
     )
     .expect("client");
     assert_eq!(wrong.tip(), Err(ChainSourceError::Unauthorized));
-    let nobody = BitcoindRpcChain::new("http://127.0.0.1:1", RpcAuth::UserPass { user: "a".into(), password: "b".into() })
-        .expect("client");
+    let nobody = BitcoindRpcChain::new(
+        "http://127.0.0.1:1",
+        RpcAuth::UserPass { user: "a".into(), password: "b".into() },
+    )
+    .expect("client");
     assert!(matches!(nobody.tip(), Err(ChainSourceError::Unavailable(_))));
 }

@@ -1,6 +1,9 @@
 //! Every class of invalid transaction is refused with its exact typed error,
 //! and a refusal changes nothing about the chain or the mempool.
 
+// `&[coin.clone()]` reads better than `std::slice::from_ref(&coin)` in tests.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
 use std::sync::Arc;
 
 use bitcoin::blockdata::opcodes::all::{OP_CHECKSIG, OP_CLTV, OP_CSV, OP_DROP};
@@ -62,7 +65,8 @@ fn confirmed_coin(f: &Fixture) -> Coin {
 fn valid_spend_is_accepted_and_mined_with_its_fee() {
     let f = fixture();
     let coin = coinbase_coin(&f.chain, 1);
-    let tx = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(2), Amount::from_sat(4_999_000_000))]);
+    let tx =
+        spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(2), Amount::from_sat(4_999_000_000))]);
     let txid = f.chain.submit_transaction(&tx).expect("a valid spend is accepted");
     assert_eq!(f.chain.mempool().expect("mempool"), vec![tx.clone()]);
     let utxo = f.chain.utxo(&OutPoint { txid, vout: 0 }, true).expect("utxo").expect("mempool output");
@@ -123,7 +127,11 @@ fn double_spend_against_the_mempool() {
     let first = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(49))]);
     let first_txid = f.chain.submit_transaction(&first).expect("valid");
     let second = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(3), Amount::from_int_btc(48))]);
-    assert_refused(&f, &second, TxError::DoubleSpend { input: 0, outpoint: coin.outpoint, conflict: first_txid });
+    assert_refused(
+        &f,
+        &second,
+        TxError::DoubleSpend { input: 0, outpoint: coin.outpoint, conflict: first_txid },
+    );
 }
 
 #[test]
@@ -155,7 +163,10 @@ fn wrong_signature_fails_the_script() {
     // The amount is committed to by a segwit signature: lying about it fails too.
     let mut tx = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(49))]);
     sign_p2wpkh(&mut tx, 0, &f.key, Amount::from_int_btc(1));
-    assert!(matches!(f.chain.submit_transaction(&tx), Err(SubmitError::Invalid(TxError::ScriptFailed { input: 0, .. }))));
+    assert!(matches!(
+        f.chain.submit_transaction(&tx),
+        Err(SubmitError::Invalid(TxError::ScriptFailed { input: 0, .. }))
+    ));
     // No witness at all.
     let tx = unsigned(&[coin], vec![pay(&f.key, Amount::from_int_btc(49))]);
     assert_refused(
@@ -195,10 +206,17 @@ fn height_locktime_is_enforced() {
     tx.lock_time = absolute::LockTime::from_height(103).expect("height");
     sign_p2wpkh(&mut tx, 0, &f.key, coin.txout.value);
     // The next block is 102, and nLockTime must be below the block's height.
-    assert_refused(&f, &tx, TxError::NonFinal { lock_time: 103, height: 102, median_time_past: f.chain.median_time_past() });
+    assert_refused(
+        &f,
+        &tx,
+        TxError::NonFinal { lock_time: 103, height: 102, median_time_past: f.chain.median_time_past() },
+    );
     f.chain.mine(1, &f.key.address()).expect("mine");
     assert!(
-        matches!(f.chain.test_accept(std::slice::from_ref(&tx))[0], Err(TxError::NonFinal { height: 103, .. })),
+        matches!(
+            f.chain.test_accept(std::slice::from_ref(&tx))[0],
+            Err(TxError::NonFinal { height: 103, .. })
+        ),
         "a lock time equal to the block height is not final yet"
     );
     f.chain.mine(1, &f.key.address()).expect("mine");
@@ -213,7 +231,11 @@ fn time_locktime_uses_median_time_past() {
     let mut tx = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(49))]);
     tx.lock_time = absolute::LockTime::from_time(lock).expect("time");
     sign_p2wpkh(&mut tx, 0, &f.key, coin.txout.value);
-    assert_refused(&f, &tx, TxError::NonFinal { lock_time: lock, height: 102, median_time_past: f.chain.median_time_past() });
+    assert_refused(
+        &f,
+        &tx,
+        TxError::NonFinal { lock_time: lock, height: 102, median_time_past: f.chain.median_time_past() },
+    );
     // A final sequence on every input disables nLockTime.
     let mut all_final = tx.clone();
     all_final.input[0].sequence = Sequence::MAX;
@@ -236,7 +258,11 @@ fn immature_coinbase() {
     f.chain.submit_transaction(&tx).expect("coinbase at height 2 is mature in block 102");
     let coin = coinbase_coin(&f.chain, 3);
     let tx = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(49))]);
-    assert_refused(&f, &tx, TxError::ImmatureCoinbase { input: 0, outpoint: coin.outpoint, confirmations: 99 });
+    assert_refused(
+        &f,
+        &tx,
+        TxError::ImmatureCoinbase { input: 0, outpoint: coin.outpoint, confirmations: 99 },
+    );
 }
 
 #[test]
@@ -246,7 +272,11 @@ fn values_out_of_range_and_negative_fee() {
     let huge = Amount::from_sat(Amount::MAX_MONEY.to_sat() + 1);
     let tx = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_sat(1)), pay(&f.key, huge)]);
     assert_refused(&f, &tx, TxError::ValueOutOfRange { output: 1, value: huge });
-    let tx = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::MAX_MONEY), pay(&f.key, Amount::MAX_MONEY)]);
+    let tx = spend_p2wpkh(
+        &f.key,
+        &[coin.clone()],
+        vec![pay(&f.key, Amount::MAX_MONEY), pay(&f.key, Amount::MAX_MONEY)],
+    );
     assert_refused(&f, &tx, TxError::OutputSumOutOfRange);
     let tx = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_sat(5_000_000_001))]);
     assert_refused(
@@ -278,7 +308,10 @@ fn relative_locktime_in_blocks() {
     assert_refused(
         &f,
         &tx,
-        TxError::RelativeLocktime { input: 0, shortfall: RelativeLockShortfall::Blocks { required: 5, available: 1 } },
+        TxError::RelativeLocktime {
+            input: 0,
+            shortfall: RelativeLockShortfall::Blocks { required: 5, available: 1 },
+        },
     );
     // Version 1 transactions ignore BIP68.
     let mut v1 = tx.clone();
@@ -288,7 +321,10 @@ fn relative_locktime_in_blocks() {
     f.chain.mine(3, &f.key.address()).expect("mine");
     assert!(matches!(
         f.chain.test_accept(std::slice::from_ref(&tx))[0],
-        Err(TxError::RelativeLocktime { shortfall: RelativeLockShortfall::Blocks { required: 5, available: 4 }, .. })
+        Err(TxError::RelativeLocktime {
+            shortfall: RelativeLockShortfall::Blocks { required: 5, available: 4 },
+            ..
+        })
     ));
     f.chain.mine(1, &f.key.address()).expect("mine");
     f.chain.submit_transaction(&tx).expect("5 blocks after confirmation");
@@ -326,7 +362,10 @@ fn checksequenceverify_script() {
     let fund = spend_p2wpkh(
         &f.key,
         &[coinbase_coin(&f.chain, 1)],
-        vec![TxOut { value: Amount::from_int_btc(49), script_pubkey: ScriptBuf::new_p2wsh(&witness_script.wscript_hash()) }],
+        vec![TxOut {
+            value: Amount::from_int_btc(49),
+            script_pubkey: ScriptBuf::new_p2wsh(&witness_script.wscript_hash()),
+        }],
     );
     f.chain.submit_transaction(&fund).expect("valid");
     f.chain.mine(5, &f.key.address()).expect("mine");
@@ -335,7 +374,10 @@ fn checksequenceverify_script() {
     let mut short = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     short.input[0].sequence = Sequence::from_height(2);
     sign_p2wsh(&mut short, 0, &f.key, &witness_script, coin.txout.value);
-    assert!(matches!(f.chain.submit_transaction(&short), Err(SubmitError::Invalid(TxError::ScriptFailed { input: 0, .. }))));
+    assert!(matches!(
+        f.chain.submit_transaction(&short),
+        Err(SubmitError::Invalid(TxError::ScriptFailed { input: 0, .. }))
+    ));
     let mut ok = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     ok.input[0].sequence = Sequence::from_height(3);
     sign_p2wsh(&mut ok, 0, &f.key, &witness_script, coin.txout.value);
@@ -355,7 +397,10 @@ fn checklocktimeverify_script() {
     let fund = spend_p2wpkh(
         &f.key,
         &[coinbase_coin(&f.chain, 1)],
-        vec![TxOut { value: Amount::from_int_btc(49), script_pubkey: ScriptBuf::new_p2wsh(&witness_script.wscript_hash()) }],
+        vec![TxOut {
+            value: Amount::from_int_btc(49),
+            script_pubkey: ScriptBuf::new_p2wsh(&witness_script.wscript_hash()),
+        }],
     );
     f.chain.submit_transaction(&fund).expect("valid");
     f.chain.mine(1, &f.key.address()).expect("mine");
@@ -363,7 +408,10 @@ fn checklocktimeverify_script() {
     let mut early = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     early.lock_time = absolute::LockTime::from_height(100).expect("height");
     sign_p2wsh(&mut early, 0, &f.key, &witness_script, coin.txout.value);
-    assert!(matches!(f.chain.submit_transaction(&early), Err(SubmitError::Invalid(TxError::ScriptFailed { input: 0, .. }))));
+    assert!(matches!(
+        f.chain.submit_transaction(&early),
+        Err(SubmitError::Invalid(TxError::ScriptFailed { input: 0, .. }))
+    ));
     let mut late = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     late.lock_time = absolute::LockTime::from_height(150).expect("height");
     sign_p2wsh(&mut late, 0, &f.key, &witness_script, coin.txout.value);
@@ -394,11 +442,17 @@ fn pay_to_anchor_is_spendable_by_anyone() {
     let fund = spend_p2wpkh(
         &f.key,
         &[coinbase_coin(&f.chain, 1)],
-        vec![pay(&f.key, Amount::from_int_btc(49)), TxOut { value: Amount::from_sat(240), script_pubkey: ScriptBuf::new_p2a() }],
+        vec![
+            pay(&f.key, Amount::from_int_btc(49)),
+            TxOut { value: Amount::from_sat(240), script_pubkey: ScriptBuf::new_p2a() },
+        ],
     );
     f.chain.submit_transaction(&fund).expect("valid");
     let anchor = coin_of(&fund, 1);
-    let spend = unsigned(&[anchor], vec![TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::new_op_return([0u8; 3]) }]);
+    let spend = unsigned(
+        &[anchor],
+        vec![TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::new_op_return([0u8; 3]) }],
+    );
     f.chain.submit_transaction(&spend).expect("an anchor needs no signature");
 }
 
@@ -416,7 +470,8 @@ fn already_known_transactions() {
 #[test]
 fn package_test_accept_sees_parents_and_changes_nothing() {
     let f = fixture();
-    let parent = spend_p2wpkh(&f.key, &[coinbase_coin(&f.chain, 1)], vec![pay(&f.key, Amount::from_int_btc(49))]);
+    let parent =
+        spend_p2wpkh(&f.key, &[coinbase_coin(&f.chain, 1)], vec![pay(&f.key, Amount::from_int_btc(49))]);
     let child = spend_p2wpkh(&f.key, &[coin_of(&parent, 0)], vec![pay(&f.key, Amount::from_int_btc(48))]);
     let results = f.chain.test_accept(&[parent.clone(), child.clone()]);
     assert_eq!(results, vec![Ok(Amount::from_int_btc(1)), Ok(Amount::from_int_btc(1))]);
@@ -427,11 +482,16 @@ fn package_test_accept_sees_parents_and_changes_nothing() {
 #[test]
 fn mined_block_with_invalid_transaction_is_refused_whole() {
     let f = fixture();
-    let good = spend_p2wpkh(&f.key, &[coinbase_coin(&f.chain, 1)], vec![pay(&f.key, Amount::from_int_btc(49))]);
-    let bad = spend_p2wpkh(&f.key, &[coinbase_coin(&f.chain, 2)], vec![pay(&f.key, Amount::from_int_btc(51))]);
+    let good =
+        spend_p2wpkh(&f.key, &[coinbase_coin(&f.chain, 1)], vec![pay(&f.key, Amount::from_int_btc(49))]);
+    let bad =
+        spend_p2wpkh(&f.key, &[coinbase_coin(&f.chain, 2)], vec![pay(&f.key, Amount::from_int_btc(51))]);
     let tip = f.chain.tip();
     match f.chain.mine_block_with(&f.key.p2wpkh(), &[good, bad]) {
-        Err(vigil_chain::regtest::MineError::InvalidTransaction { index: 1, error: TxError::NegativeFee { .. } }) => {}
+        Err(vigil_chain::regtest::MineError::InvalidTransaction {
+            index: 1,
+            error: TxError::NegativeFee { .. },
+        }) => {}
         other => panic!("expected the second transaction to be refused, got {other:?}"),
     }
     assert_eq!(f.chain.tip(), tip);

@@ -6,13 +6,16 @@
 
 use crate::{layout, Batch, KvStore, StoreError};
 
+/// One named check of the suite.
+type Check = (&'static str, fn(&dyn KvStore));
+
 /// Runs every check of the trait's contract on fresh stores from `fresh`.
 ///
 /// # Panics
 ///
 /// When the backend breaks the contract; the message names the check.
 pub fn run(fresh: &dyn Fn() -> Box<dyn KvStore>) {
-    let checks: &[(&str, fn(&dyn KvStore))] = &[
+    let checks: &[Check] = &[
         ("layout version present", layout_version_present),
         ("read of an absent key", read_absent),
         ("write then read", write_then_read),

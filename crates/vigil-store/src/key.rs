@@ -11,9 +11,8 @@ use crate::StoreError;
 pub const MAX_KEY_LEN: usize = 255;
 
 fn check(namespace: &str, key: &str, s: &str) -> Result<(), StoreError> {
-    let fail = |reason| {
-        Err(StoreError::InvalidKey { namespace: namespace.to_owned(), key: key.to_owned(), reason })
-    };
+    let fail =
+        |reason| Err(StoreError::InvalidKey { namespace: namespace.to_owned(), key: key.to_owned(), reason });
     if s.is_empty() {
         return fail("must not be empty");
     }

@@ -181,9 +181,7 @@ fn integrity_check(path: &Path, conn: &Connection) -> Result<(), StoreError> {
         return Err(corrupt(format!("integrity check failed: {}", problems.join("; "))));
     }
     let has_table: Option<String> = conn
-        .query_row("SELECT name FROM sqlite_master WHERE type='table' AND name='kv'", [], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT name FROM sqlite_master WHERE type='table' AND name='kv'", [], |r| r.get(0))
         .optional()
         .map_err(|e| corrupt_or(path, e))?;
     if has_table.is_none() {
@@ -233,8 +231,7 @@ impl KvStore for SqliteStore {
     fn list(&self, namespace: &str) -> Result<Vec<String>, StoreError> {
         check_namespace(namespace)?;
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT key FROM kv WHERE namespace = ?1 ORDER BY key")?;
+        let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE namespace = ?1 ORDER BY key")?;
         let keys = stmt.query_map(params![namespace], |row| row.get(0))?.collect::<Result<_, _>>()?;
         Ok(keys)
     }
@@ -242,8 +239,7 @@ impl KvStore for SqliteStore {
     fn read_namespace(&self, namespace: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         check_namespace(namespace)?;
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT key, value FROM kv WHERE namespace = ?1 ORDER BY key")?;
+        let mut stmt = conn.prepare_cached("SELECT key, value FROM kv WHERE namespace = ?1 ORDER BY key")?;
         let rows = stmt
             .query_map(params![namespace], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;

@@ -107,10 +107,7 @@ fn sqlite_refuses_unknown_layout_version() {
     let store = SqliteStore::open(dir.path().join("other.sqlite")).expect("create");
     store.remove(layout::NAMESPACE, layout::KEY).expect("remove");
     drop(store);
-    assert!(matches!(
-        SqliteStore::open(dir.path().join("other.sqlite")),
-        Err(StoreError::MissingLayout)
-    ));
+    assert!(matches!(SqliteStore::open(dir.path().join("other.sqlite")), Err(StoreError::MissingLayout)));
 }
 
 #[test]

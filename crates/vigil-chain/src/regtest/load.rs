@@ -43,7 +43,9 @@ pub(super) fn load(store: &dyn KvStore) -> Result<(Inner, Vec<Txid>), OpenError>
             return Err(corrupt(format!("block stored under {key} hashes to {hash}")));
         }
         if !block.check_merkle_root() || !block.check_witness_commitment() {
-            return Err(corrupt(format!("block {hash} does not match its merkle root or witness commitment")));
+            return Err(corrupt(format!(
+                "block {hash} does not match its merkle root or witness commitment"
+            )));
         }
         blocks.insert(hash, Arc::new(block));
     }

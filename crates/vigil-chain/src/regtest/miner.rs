@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
+use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::blockdata::opcodes::all::OP_RETURN;
 use bitcoin::blockdata::script::Builder;
-use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::hashes::Hash;
 use bitcoin::pow::CompactTarget;
 use bitcoin::transaction::Version;
 use bitcoin::{
-    absolute, Amount, Block, OutPoint, Script, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode,
-    TxOut, Witness,
+    absolute, Amount, Block, OutPoint, Script, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut,
+    Witness,
 };
 
 use crate::BlockRef;

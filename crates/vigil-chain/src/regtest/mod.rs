@@ -144,7 +144,10 @@ impl RegtestChain {
                 batch.remove(NS_MEMPOOL, &txid.to_string());
             }
             store.write_batch(&batch)?;
-            tracing::info!(count = dropped.len(), "dropped stored mempool transactions that are no longer valid");
+            tracing::info!(
+                count = dropped.len(),
+                "dropped stored mempool transactions that are no longer valid"
+            );
         }
         Ok(Self { inner: Mutex::new(inner), store, clock })
     }
@@ -204,10 +207,7 @@ impl RegtestChain {
     }
 
     fn spend_context(state: &ChainState) -> SpendContext {
-        SpendContext {
-            height: state.height() + 1,
-            median_time_past: state.median_time_past(state.height()),
-        }
+        SpendContext { height: state.height() + 1, median_time_past: state.median_time_past(state.height()) }
     }
 
     fn block_time(&self, state: &ChainState) -> u32 {

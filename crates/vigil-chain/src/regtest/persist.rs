@@ -73,7 +73,7 @@ mod tests {
             outpoint: bitcoin::OutPoint::null(),
             txout: bitcoin::TxOut { value: bitcoin::Amount::from_sat(1000), script_pubkey: key.p2wpkh() },
         };
-        let tx = crate::testkit::spend_p2wpkh(&key, &[coin.clone()], vec![coin.txout]);
+        let tx = crate::testkit::spend_p2wpkh(&key, std::slice::from_ref(&coin), vec![coin.txout.clone()]);
         let bytes = encode_entry(7, 1_700_000_000, &tx);
         assert_eq!(decode_entry(&bytes), Ok(StoredEntry { seq: 7, time: 1_700_000_000, tx }));
         assert!(decode_entry(&bytes[..10]).is_err());

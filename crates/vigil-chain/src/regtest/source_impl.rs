@@ -6,8 +6,7 @@ use bitcoin::{Block, BlockHash, FeeRate, OutPoint, Transaction, Txid};
 use super::validate::TxError;
 use super::{RegtestChain, SubmitError};
 use crate::{
-    BlockRef, BroadcastError, ChainSource, ChainSourceError, HeaderInfo, Rejection, TxInfo,
-    UtxoInfo,
+    BlockRef, BroadcastError, ChainSource, ChainSourceError, HeaderInfo, Rejection, TxInfo, UtxoInfo,
 };
 
 impl From<&TxError> for Rejection {
@@ -70,11 +69,7 @@ impl ChainSource for RegtestChain {
         Ok(inner.pool.get(txid).map(|e| TxInfo { tx: (*e.tx).clone(), block: None }))
     }
 
-    fn utxo(
-        &self,
-        outpoint: &OutPoint,
-        include_mempool: bool,
-    ) -> Result<Option<UtxoInfo>, ChainSourceError> {
+    fn utxo(&self, outpoint: &OutPoint, include_mempool: bool) -> Result<Option<UtxoInfo>, ChainSourceError> {
         let inner = self.lock();
         if include_mempool && inner.pool.spender(outpoint).is_some() {
             return Ok(None);

@@ -62,7 +62,10 @@ impl ChainState {
     }
 
     pub fn tip(&self) -> BlockRef {
-        BlockRef { height: self.height(), hash: *self.active.last().expect("the active chain always holds genesis") }
+        BlockRef {
+            height: self.height(),
+            hash: *self.active.last().expect("the active chain always holds genesis"),
+        }
     }
 
     pub fn height(&self) -> u32 {
@@ -105,10 +108,8 @@ impl ChainState {
     pub fn median_time_past(&self, height: u32) -> u32 {
         let end = (height as usize).min(self.active.len() - 1);
         let start = end.saturating_sub(10);
-        let mut times: Vec<u32> = self.active[start..=end]
-            .iter()
-            .map(|h| self.blocks[h].0.header.time)
-            .collect();
+        let mut times: Vec<u32> =
+            self.active[start..=end].iter().map(|h| self.blocks[h].0.header.time).collect();
         times.sort_unstable();
         times[times.len() / 2]
     }

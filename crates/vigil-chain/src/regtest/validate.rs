@@ -109,7 +109,9 @@ pub enum TxError {
         txid: Txid,
     },
     /// `nLockTime` is not satisfied by the block the transaction would enter.
-    #[error("nLockTime {lock_time} is not final at height {height} with median time past {median_time_past}")]
+    #[error(
+        "nLockTime {lock_time} is not final at height {height} with median time past {median_time_past}"
+    )]
     NonFinal {
         /// The transaction's `nLockTime`.
         lock_time: u32,
@@ -282,11 +284,8 @@ pub(crate) fn check_final(tx: &Transaction, ctx: SpendContext) -> Result<(), TxE
     if lock_time == 0 {
         return Ok(());
     }
-    let bound = if lock_time < bitcoin::absolute::LOCK_TIME_THRESHOLD {
-        ctx.height
-    } else {
-        ctx.median_time_past
-    };
+    let bound =
+        if lock_time < bitcoin::absolute::LOCK_TIME_THRESHOLD { ctx.height } else { ctx.median_time_past };
     if lock_time < bound || tx.input.iter().all(|i| i.sequence == bitcoin::Sequence::MAX) {
         return Ok(());
     }
@@ -319,9 +318,7 @@ fn resolve_inputs(tx: &Transaction, view: &dyn CoinView) -> Result<Vec<Coin>, Tx
             let outpoint = txin.previous_output;
             match view.lookup(&outpoint) {
                 CoinLookup::Unspent(coin) => Ok(coin),
-                CoinLookup::SpentBy(conflict) => {
-                    Err(TxError::DoubleSpend { input, outpoint, conflict })
-                }
+                CoinLookup::SpentBy(conflict) => Err(TxError::DoubleSpend { input, outpoint, conflict }),
                 CoinLookup::Missing => Err(TxError::MissingInput { input, outpoint }),
             }
         })
@@ -347,15 +344,13 @@ fn check_sequence_locks(
             bitcoin::relative::LockTime::Blocks(blocks) => {
                 let required = u32::from(blocks.value());
                 let available = ctx.height.saturating_sub(coin.height);
-                (available < required)
-                    .then_some(RelativeLockShortfall::Blocks { required, available })
+                (available < required).then_some(RelativeLockShortfall::Blocks { required, available })
             }
             bitcoin::relative::LockTime::Time(time) => {
                 let required = u32::from(time.value()) * 512;
                 let coin_mtp = state.median_time_past(coin.height.saturating_sub(1));
                 let available = ctx.median_time_past.saturating_sub(coin_mtp);
-                (available < required)
-                    .then_some(RelativeLockShortfall::Seconds { required, available })
+                (available < required).then_some(RelativeLockShortfall::Seconds { required, available })
             }
         };
         if let Some(shortfall) = shortfall {
@@ -371,11 +366,7 @@ fn check_values(tx: &Transaction, coins: &[Coin], ctx: SpendContext) -> Result<A
     for (input, (txin, coin)) in tx.input.iter().zip(coins).enumerate() {
         let confirmations = ctx.height.saturating_sub(coin.height);
         if coin.coinbase && confirmations < COINBASE_MATURITY {
-            return Err(TxError::ImmatureCoinbase {
-                input,
-                outpoint: txin.previous_output,
-                confirmations,
-            });
+            return Err(TxError::ImmatureCoinbase { input, outpoint: txin.previous_output, confirmations });
         }
         // Coins in a view are at most MAX_MONEY each and there are fewer than
         // 2^32 of them, so the sum cannot overflow a u64 of satoshis.

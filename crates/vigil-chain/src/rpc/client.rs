@@ -19,8 +19,7 @@ use serde_json::{json, Value};
 
 use super::cookie::read_cookie;
 use crate::{
-    BlockRef, BroadcastError, ChainSource, ChainSourceError, HeaderInfo, Rejection, TxInfo,
-    UtxoInfo,
+    BlockRef, BroadcastError, ChainSource, ChainSourceError, HeaderInfo, Rejection, TxInfo, UtxoInfo,
 };
 
 /// How to authenticate to bitcoind.
@@ -50,7 +49,9 @@ pub struct BitcoindRpcChain {
 
 fn build_client(url: &str, auth: &RpcAuth) -> Result<jsonrpc::Client, ChainSourceError> {
     let (user, password) = match auth {
-        RpcAuth::Cookie(path) => read_cookie(path).map_err(|e| ChainSourceError::Unavailable(e.to_string()))?,
+        RpcAuth::Cookie(path) => {
+            read_cookie(path).map_err(|e| ChainSourceError::Unavailable(e.to_string()))?
+        }
         RpcAuth::UserPass { user, password } => (user.clone(), password.clone()),
     };
     let transport = SimpleHttpTransport::builder()
@@ -163,7 +164,11 @@ impl BitcoindRpcChain {
 
     /// Like [`BitcoindRpcChain::call`], mapping a "not found" error (-5) to
     /// `None`.
-    fn call_optional<T: DeserializeOwned>(&self, method: &str, params: &[Value]) -> Result<Option<T>, ChainSourceError> {
+    fn call_optional<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &[Value],
+    ) -> Result<Option<T>, ChainSourceError> {
         match self.call(method, params) {
             Ok(v) => Ok(Some(v)),
             Err(ChainSourceError::Rpc { code: NOT_FOUND, .. }) => Ok(None),
@@ -208,7 +213,8 @@ impl ChainSource for BitcoindRpcChain {
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Option<Block>, ChainSourceError> {
-        let Some(hex) = self.call_optional::<String>("getblock", &[json!(hash.to_string()), json!(0)])? else {
+        let Some(hex) = self.call_optional::<String>("getblock", &[json!(hash.to_string()), json!(0)])?
+        else {
             return Ok(None);
         };
         let block: Block = Self::decode("getblock", &hex)?;
@@ -223,7 +229,9 @@ impl ChainSource for BitcoindRpcChain {
         let mut txs = Vec::with_capacity(txids.len());
         for txid in txids {
             // A transaction can leave the mempool between the two calls.
-            if let Some(hex) = self.call_optional::<String>("getrawtransaction", &[json!(txid.to_string())])? {
+            if let Some(hex) =
+                self.call_optional::<String>("getrawtransaction", &[json!(txid.to_string())])?
+            {
                 txs.push(Self::decode("getrawtransaction", &hex)?);
             }
         }
@@ -266,14 +274,14 @@ impl ChainSource for BitcoindRpcChain {
         let Some(reply) = self.call::<Option<TxOutReply>>("gettxout", &params)? else {
             return Ok(None);
         };
-        let script_pubkey = ScriptBuf::from_hex(&reply.script_pubkey.hex).map_err(|e| protocol("gettxout", e))?;
+        let script_pubkey =
+            ScriptBuf::from_hex(&reply.script_pubkey.hex).map_err(|e| protocol("gettxout", e))?;
         let txout = TxOut { value: btc_to_amount(reply.value)?, script_pubkey };
         let height = if reply.confirmations == 0 {
             None
         } else {
-            let best = self
-                .height_of(&reply.bestblock)?
-                .ok_or(ChainSourceError::UnknownBlock(reply.bestblock))?;
+            let best =
+                self.height_of(&reply.bestblock)?.ok_or(ChainSourceError::UnknownBlock(reply.bestblock))?;
             Some((best + 1).saturating_sub(reply.confirmations))
         };
         Ok(Some(UtxoInfo { txout, height, coinbase: reply.coinbase }))

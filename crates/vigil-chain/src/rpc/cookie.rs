@@ -90,8 +90,8 @@ impl Drop for CookieFile {
 /// [`CookieError::Io`] if it cannot be read, [`CookieError::Malformed`] if it
 /// has no `:`.
 pub fn read_cookie(path: &Path) -> Result<(String, String), CookieError> {
-    let text = fs::read_to_string(path)
-        .map_err(|source| CookieError::Io { path: path.to_path_buf(), source })?;
+    let text =
+        fs::read_to_string(path).map_err(|source| CookieError::Io { path: path.to_path_buf(), source })?;
     let (user, password) =
         text.trim_end().split_once(':').ok_or_else(|| CookieError::Malformed(path.to_path_buf()))?;
     Ok((user.to_owned(), password.to_owned()))

@@ -19,6 +19,10 @@ use crate::ChainSource;
 /// `testmempoolaccept`: 0.10 BTC/kvB.
 const DEFAULT_MAX_FEE_RATE_BTC_KVB: f64 = 0.10;
 
+/// The most blocks one `generatetoaddress` mines, so that a typo cannot
+/// occupy the chain for hours.
+const MAX_BLOCKS_PER_CALL: u32 = 10_000;
+
 /// The methods served, with their parameter names in order (for named
 /// parameters).
 const METHODS: &[(&str, &[&str])] = &[
@@ -115,7 +119,10 @@ impl Params {
                 let mut values = vec![Value::Null; names.len()];
                 for (key, value) in map {
                     let Some(pos) = names.iter().position(|n| n == key) else {
-                        return Err(RpcError::new(INVALID_PARAMETER, format!("Unknown named parameter {key}")));
+                        return Err(RpcError::new(
+                            INVALID_PARAMETER,
+                            format!("Unknown named parameter {key}"),
+                        ));
                     };
                     values[pos] = value.clone();
                 }
@@ -135,7 +142,10 @@ impl Params {
 
     fn required(&self, i: usize) -> Result<&Value, RpcError> {
         self.get(i).ok_or_else(|| {
-            RpcError::new(MISC_ERROR, format!("{}: missing required parameter {}", self.method, self.names[i]))
+            RpcError::new(
+                MISC_ERROR,
+                format!("{}: missing required parameter {}", self.method, self.names[i]),
+            )
         })
     }
 
@@ -208,8 +218,9 @@ impl Params {
                 format!("{name} must be of length 64 (not {}, for '{s}')", s.len()),
             ));
         }
-        s.parse()
-            .map_err(|_| RpcError::new(INVALID_PARAMETER, format!("{name} must be hexadecimal string (not '{s}')")))
+        s.parse().map_err(|_| {
+            RpcError::new(INVALID_PARAMETER, format!("{name} must be hexadecimal string (not '{s}')"))
+        })
     }
 }
 
@@ -346,12 +357,7 @@ fn send_raw_transaction(chain: &RegtestChain, p: &Params) -> Result<Value, RpcEr
     let tx = decode_tx(p.str(0)?)?;
     let max_fee_rate = p.btc_per_kvb(1, DEFAULT_MAX_FEE_RATE_BTC_KVB)?;
     let max_burn = p.btc_per_kvb(2, 0.0)?;
-    let burned: Amount = tx
-        .output
-        .iter()
-        .filter(|o| o.script_pubkey.is_op_return())
-        .map(|o| o.value)
-        .sum();
+    let burned: Amount = tx.output.iter().filter(|o| o.script_pubkey.is_op_return()).map(|o| o.value).sum();
     if burned.to_btc() > max_burn {
         return Err(RpcError::new(
             VERIFY_ERROR,
@@ -465,14 +471,13 @@ fn raw_mempool(chain: &RegtestChain, p: &Params) -> Result<Value, RpcError> {
     let in_pool: std::collections::HashSet<Txid> = entries.iter().map(|e| e.txid).collect();
     let mut out = Map::new();
     for e in &entries {
-        let depends: Vec<String> = e
-            .tx
-            .input
-            .iter()
-            .map(|i| i.previous_output.txid)
-            .filter(|t| in_pool.contains(t))
-            .map(|t| t.to_string())
-            .collect();
+        let depends: Vec<String> =
+            e.tx.input
+                .iter()
+                .map(|i| i.previous_output.txid)
+                .filter(|t| in_pool.contains(t))
+                .map(|t| t.to_string())
+                .collect();
         let spent_by: Vec<String> = entries
             .iter()
             .filter(|other| other.tx.input.iter().any(|i| i.previous_output.txid == e.txid))
@@ -561,6 +566,12 @@ fn generate_to_address(chain: &RegtestChain, p: &Params) -> Result<Value, RpcErr
     let address = parse_address(p.str(1)?)?;
     p.int(2)?;
     let n = u32::try_from(n).map_err(|_| RpcError::new(INVALID_PARAMETER, "nblocks must be non-negative"))?;
+    if n > MAX_BLOCKS_PER_CALL {
+        return Err(RpcError::new(
+            INVALID_PARAMETER,
+            format!("nblocks above {MAX_BLOCKS_PER_CALL}; mine in several calls"),
+        ));
+    }
     let hashes = chain.mine(n, &address).map_err(mine_error)?;
     Ok(json!(hashes.iter().map(|h| h.to_string()).collect::<Vec<_>>()))
 }

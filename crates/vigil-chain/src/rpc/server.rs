@@ -111,9 +111,8 @@ impl RpcServer {
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| RpcServerError::Bind { addr: config.bind, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| RpcServerError::Bind { addr: config.bind, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| RpcServerError::Bind { addr: config.bind, source })?;
         let mut credentials = Vec::new();
         let cookie = match &config.cookie_path {
             Some(path) => {
@@ -128,10 +127,7 @@ impl RpcServer {
             credentials.push(format!("{user}:{password}"));
         }
         let app = App { chain, credentials: Arc::new(credentials), started: Instant::now() };
-        let router = Router::new()
-            .fallback(handle)
-            .layer(DefaultBodyLimit::max(MAX_BODY))
-            .with_state(app);
+        let router = Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(app);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -299,9 +295,8 @@ fn single(app: &App, request: &Value) -> (StatusCode, Option<Value>) {
 }
 
 fn parse_call(request: &Value) -> Result<(&str, Value), RpcError> {
-    let object = request
-        .as_object()
-        .ok_or_else(|| RpcError::new(INVALID_REQUEST, "Invalid Request object"))?;
+    let object =
+        request.as_object().ok_or_else(|| RpcError::new(INVALID_REQUEST, "Invalid Request object"))?;
     let method = match object.get("method") {
         None => return Err(RpcError::new(INVALID_REQUEST, "Missing method")),
         Some(Value::String(m)) => m.as_str(),
