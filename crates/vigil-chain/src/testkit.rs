@@ -27,7 +27,7 @@ impl TestKey {
     /// A deterministic key; different `n` give different keys.
     pub fn new(n: u8) -> Self {
         let mut bytes = [0x11u8; 32];
-        bytes[31] = n.max(1);
+        bytes[31] = n;
         let secret = SecretKey::from_slice(&bytes).expect("a small non-zero scalar is a valid key");
         let public = CompressedPublicKey(secret.public_key(&Secp256k1::new()));
         Self { secret, public }

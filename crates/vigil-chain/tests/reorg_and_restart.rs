@@ -92,6 +92,36 @@ fn reorg_drops_spends_of_vanished_coinbases() {
 }
 
 #[test]
+fn reorg_of_a_block_holding_parent_and_child_restores_exactly_the_old_coins() {
+    let chain = RegtestChain::in_memory(clock());
+    let key = TestKey::new(1);
+    chain.mine(101, &key.address()).expect("mine");
+    // The parent spends the coinbase of block 2, which is mature for block
+    // 102 but not once the chain is cut back to 100.
+    let coinbase = coinbase_coin(&chain, 2);
+    let parent =
+        spend_p2wpkh(&key, std::slice::from_ref(&coinbase), vec![pay(&key, Amount::from_int_btc(49))]);
+    let child = spend_p2wpkh(&key, &[coin_of(&parent, 0)], vec![pay(&key, Amount::from_int_btc(48))]);
+    let block = chain.mine_block_with(&key.p2wpkh(), &[parent.clone(), child.clone()]).expect("one block");
+    let parent_out = coin_of(&parent, 0).outpoint;
+    assert!(chain.utxo(&parent_out, false).expect("utxo").is_none(), "spent inside the block");
+
+    chain.invalidate_block(&block).expect("invalidate");
+    assert!(chain.utxo(&parent_out, false).expect("utxo").is_none(), "no coin of an unconfirmed parent");
+    assert!(chain.utxo(&coinbase.outpoint, false).expect("utxo").is_some(), "the coinbase is unspent again");
+    assert_eq!(chain.mempool().expect("mempool"), vec![parent.clone(), child.clone()]);
+
+    // Cut deeper: the parent's coinbase is now immature, so both leave the
+    // mempool, and nothing mined later can confirm the child alone.
+    let block_101 = chain.block_hash(101).expect("lookup").expect("exists");
+    chain.invalidate_block(&block_101).expect("invalidate");
+    assert!(chain.mempool().expect("mempool").is_empty());
+    assert!(chain.utxo(&parent_out, true).expect("utxo").is_none());
+    chain.mine(3, &key.address()).expect("mine");
+    assert!(chain.transaction(&child.compute_txid()).expect("lookup").is_none());
+}
+
+#[test]
 fn invalidate_errors() {
     let chain = RegtestChain::in_memory(clock());
     let genesis = chain.tip().hash;

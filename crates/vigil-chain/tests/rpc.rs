@@ -230,7 +230,7 @@ fn sendrawtransaction_accepts_valid_and_refuses_invalid_with_core_codes() {
     };
     let missing = spend_p2wpkh(&key, &[ghost], vec![pay(500)]);
     let (_, code, message) = h.err("sendrawtransaction", json!([serialize_hex(&missing)]));
-    assert_eq!((code, message.as_str()), (-25, "bad-txns-inputs-missingorspent"));
+    assert_eq!((code, message.as_str()), (-25, "Inputs missing or spent"));
 
     let mut bad_sig = spend_p2wpkh(&key, &[coinbase_coin(h.chain.as_ref(), 2)], vec![pay(1000)]);
     bad_sig.output[0].value = Amount::from_sat(2000);
@@ -275,8 +275,24 @@ fn blocks_transactions_and_outputs_have_core_shapes() {
     let out = h.ok("gettxout", json!([txid, 0]));
     assert_eq!((out["confirmations"].clone(), out["value"].clone()), (json!(0), json!(49.9999)));
     assert_eq!(h.ok("gettxout", json!([txid, 0, false])), Value::Null, "not in the chain yet");
+    let child = spend_p2wpkh(
+        &key,
+        &[coin_of(&tx, 0)],
+        vec![TxOut { value: Amount::from_sat(4_999_980_000), script_pubkey: key.p2wpkh() }],
+    );
+    h.ok("sendrawtransaction", json!([serialize_hex(&child)]));
     let verbose = h.ok("getrawmempool", json!([true]));
-    assert_eq!(verbose[&txid]["fees"]["base"], 0.0001);
+    let entry = &verbose[&txid];
+    assert_eq!(entry["fees"]["base"], 0.0001);
+    assert_eq!(entry["fees"]["descendant"], 0.0002);
+    assert_eq!((entry["ancestorcount"].clone(), entry["descendantcount"].clone()), (json!(1), json!(2)));
+    assert_eq!(entry["spentby"], json!([child.compute_txid().to_string()]));
+    assert_eq!(entry["height"], 101);
+    let child_entry = h.ok("getmempoolentry", json!([child.compute_txid().to_string()]));
+    assert_eq!(child_entry["depends"], json!([txid]));
+    assert_eq!(child_entry["ancestorsize"], json!(tx.vsize() + child.vsize()));
+    assert_eq!(h.err("getmempoolentry", json!(["00".repeat(32)])).1, -5);
+    assert_eq!(h.ok("getrawmempool", json!([false, true]))["txids"].as_array().map(Vec::len), Some(2));
     let hash = h.ok("generatetoaddress", json!([1, key.address().to_string()]))[0].clone();
 
     let block = h.ok("getblock", json!([hash]));
@@ -302,7 +318,12 @@ fn blocks_transactions_and_outputs_have_core_shapes() {
     assert_eq!(rawtx["hex"], serialize_hex(&tx));
     assert_eq!(h.ok("getrawtransaction", json!([txid])), serialize_hex(&tx));
     assert_eq!(h.err("getrawtransaction", json!(["00".repeat(32)])).1, -5);
-    let out = h.ok("gettxout", json!([txid, 0]));
+    assert_eq!(
+        h.ok("gettxout", json!([txid, 0])),
+        Value::Null,
+        "spent by the child, mined in the same block"
+    );
+    let out = h.ok("gettxout", json!([child.compute_txid().to_string(), 0, false]));
     assert_eq!((out["confirmations"].clone(), out["coinbase"].clone()), (json!(1), json!(false)));
     assert_eq!(out["bestblock"], hash);
 
@@ -311,7 +332,11 @@ fn blocks_transactions_and_outputs_have_core_shapes() {
 
     h.ok("invalidateblock", json!([hash]));
     assert_eq!(h.ok("getblockcount", json!([])), 101);
-    assert_eq!(h.ok("getrawmempool", json!([])), json!([txid]), "back in the mempool");
+    assert_eq!(
+        h.ok("getrawmempool", json!([])),
+        json!([txid, child.compute_txid().to_string()]),
+        "back in the mempool"
+    );
     assert_eq!(h.ok("getblockheader", json!([hash]))["confirmations"], -1);
 }
 

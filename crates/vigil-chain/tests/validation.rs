@@ -147,6 +147,20 @@ fn duplicate_input_no_input_no_output() {
 }
 
 #[test]
+fn coinbases_and_null_prevouts_are_not_relayed() {
+    let f = fixture();
+    let hash = f.chain.block_hash(5).expect("lookup").expect("exists");
+    let mut coinbase = f.chain.block(&hash).expect("lookup").expect("exists").txdata[0].clone();
+    coinbase.input[0].script_sig = ScriptBuf::from_bytes(vec![0x51, 0x52]);
+    assert_refused(&f, &coinbase, TxError::Coinbase);
+    let coin = coinbase_coin(&f.chain, 1);
+    let null = Coin { outpoint: OutPoint::null(), txout: coin.txout.clone() };
+    let mut tx = unsigned(&[coin.clone(), null], vec![pay(&f.key, Amount::from_int_btc(49))]);
+    sign_p2wpkh(&mut tx, 0, &f.key, coin.txout.value);
+    assert_refused(&f, &tx, TxError::NullPrevout { input: 1 });
+}
+
+#[test]
 fn wrong_signature_fails_the_script() {
     let f = fixture();
     let coin = coinbase_coin(&f.chain, 1);
@@ -349,12 +363,17 @@ fn relative_locktime_in_time() {
     f.chain.submit_transaction(&tx).expect("1024 s of median time past later");
 }
 
-#[test]
-fn checksequenceverify_script() {
-    let f = fixture();
+/// `<n> <lock opcode> OP_DROP <key> OP_CHECKSIG`, funded with 49 BTC and
+/// confirmed `confirmations` times.
+fn fund_locked_p2wsh(
+    f: &Fixture,
+    n: i64,
+    lock: bitcoin::opcodes::Opcode,
+    confirmations: u32,
+) -> (ScriptBuf, Coin) {
     let witness_script = Builder::new()
-        .push_int(3)
-        .push_opcode(OP_CSV)
+        .push_int(n)
+        .push_opcode(lock)
         .push_opcode(OP_DROP)
         .push_slice(f.key.public.to_bytes())
         .push_opcode(OP_CHECKSIG)
@@ -368,8 +387,14 @@ fn checksequenceverify_script() {
         }],
     );
     f.chain.submit_transaction(&fund).expect("valid");
-    f.chain.mine(5, &f.key.address()).expect("mine");
-    let coin = coin_of(&fund, 0);
+    f.chain.mine(confirmations, &f.key.address()).expect("mine");
+    (witness_script, coin_of(&fund, 0))
+}
+
+#[test]
+fn checksequenceverify_script() {
+    let f = fixture();
+    let (witness_script, coin) = fund_locked_p2wsh(&f, 3, OP_CSV, 5);
     // A sequence below the script's CSV fails the script itself (BIP112).
     let mut short = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     short.input[0].sequence = Sequence::from_height(2);
@@ -387,24 +412,7 @@ fn checksequenceverify_script() {
 #[test]
 fn checklocktimeverify_script() {
     let f = fixture();
-    let witness_script = Builder::new()
-        .push_int(150)
-        .push_opcode(OP_CLTV)
-        .push_opcode(OP_DROP)
-        .push_slice(f.key.public.to_bytes())
-        .push_opcode(OP_CHECKSIG)
-        .into_script();
-    let fund = spend_p2wpkh(
-        &f.key,
-        &[coinbase_coin(&f.chain, 1)],
-        vec![TxOut {
-            value: Amount::from_int_btc(49),
-            script_pubkey: ScriptBuf::new_p2wsh(&witness_script.wscript_hash()),
-        }],
-    );
-    f.chain.submit_transaction(&fund).expect("valid");
-    f.chain.mine(1, &f.key.address()).expect("mine");
-    let coin = coin_of(&fund, 0);
+    let (witness_script, coin) = fund_locked_p2wsh(&f, 150, OP_CLTV, 1);
     let mut early = unsigned(&[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     early.lock_time = absolute::LockTime::from_height(100).expect("height");
     sign_p2wsh(&mut early, 0, &f.key, &witness_script, coin.txout.value);

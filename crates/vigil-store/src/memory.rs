@@ -31,8 +31,9 @@ impl MemoryStore {
 
     fn map(&self) -> std::sync::MutexGuard<'_, Map> {
         // A panic while the lock is held cannot leave the map half-updated:
-        // every mutation below is a single insert or remove, or a batch
-        // applied to a copy first.
+        // every mutation below is a single insert or remove, or a batch that
+        // was validated before its first operation, so none of its
+        // operations can fail midway.
         self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -48,8 +48,20 @@ impl SqliteStore {
     /// - [`StoreError::Io`] or [`StoreError::Sqlite`] for other failures.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        if !path.exists() {
-            create(&path)?;
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A WAL without its database would be replayed into a new,
+                // empty file: the main file was lost, which is corruption.
+                if let Some(orphan) = [wal_path(&path), shm_path(&path)].into_iter().find(|p| p.exists()) {
+                    return Err(StoreError::Corrupt {
+                        path: path.clone(),
+                        detail: format!("the database file is missing but {} remains", orphan.display()),
+                    });
+                }
+                create(&path)?;
+            }
+            Err(source) => return Err(StoreError::Io { path, source }),
         }
         check_file_header(&path)?;
         let conn = Connection::open_with_flags(

@@ -93,6 +93,18 @@ fn sqlite_refuses_damaged_pages() {
 }
 
 #[test]
+fn sqlite_refuses_a_wal_without_its_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    fs::write(dir.path().join("store.sqlite-wal"), b"an orphaned write-ahead log").expect("write");
+    match SqliteStore::open(&path) {
+        Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("missing"), "{detail}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(!path.exists(), "no new database was created over the orphaned WAL");
+}
+
+#[test]
 fn sqlite_refuses_unknown_layout_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store.sqlite");

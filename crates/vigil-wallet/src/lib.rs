@@ -115,8 +115,8 @@ pub struct WalletUtxo {
 pub struct SyncSummary {
     /// Blocks connected.
     pub connected: u32,
-    /// Blocks the source no longer has on its active chain. BDK forgets them
-    /// when the first block of the new branch is connected.
+    /// Blocks that left the source's active chain since the last sync. The
+    /// wallet forgot them and the confirmations they carried.
     pub disconnected: u32,
     /// The wallet's chain tip after the sync.
     pub tip_height: u32,
@@ -153,21 +153,10 @@ impl OnchainWallet {
     /// - [`WalletError::BadSeed`] if the seed cannot derive a key.
     pub fn open(seed: &[u8; 32], network: Network, store: Arc<dyn KvStore>) -> Result<Self, WalletError> {
         let xprv = Xpriv::new_master(network, seed).map_err(|e| WalletError::BadSeed(e.to_string()))?;
-        let external = Bip84(xprv, KeychainKind::External);
-        let internal = Bip84(xprv, KeychainKind::Internal);
         let mut persister = KvPersister::new(store);
-        let loaded = Wallet::load()
-            .descriptor(KeychainKind::External, Some(external.clone()))
-            .descriptor(KeychainKind::Internal, Some(internal.clone()))
-            .check_network(network)
-            .load_wallet(&mut persister)
-            .map_err(|e| match e {
-                LoadWithPersistError::Persist(e) => WalletError::Persist(e),
-                LoadWithPersistError::InvalidChangeSet(e) => WalletError::Mismatch(e.to_string()),
-            })?;
-        let wallet = match loaded {
+        let wallet = match Self::load(&mut persister, xprv, network)? {
             Some(wallet) => wallet,
-            None => Wallet::create(external, internal)
+            None => Wallet::create(Bip84(xprv, KeychainKind::External), Bip84(xprv, KeychainKind::Internal))
                 .network(network)
                 .create_wallet(&mut persister)
                 .map_err(|e| match e {
@@ -176,6 +165,45 @@ impl OnchainWallet {
                 })?,
         };
         Ok(Self { inner: Mutex::new(Inner { wallet, persister, xprv }), network })
+    }
+
+    /// Loads the wallet stored in `persister`, checking it belongs to `xprv`
+    /// and `network`; `None` if there is none.
+    fn load(
+        persister: &mut KvPersister,
+        xprv: Xpriv,
+        network: Network,
+    ) -> Result<Option<PersistedWallet<KvPersister>>, WalletError> {
+        Wallet::load()
+            .descriptor(KeychainKind::External, Some(Bip84(xprv, KeychainKind::External)))
+            .descriptor(KeychainKind::Internal, Some(Bip84(xprv, KeychainKind::Internal)))
+            .check_network(network)
+            .load_wallet(persister)
+            .map_err(|e| match e {
+                LoadWithPersistError::Persist(e) => WalletError::Persist(e),
+                LoadWithPersistError::InvalidChangeSet(e) => WalletError::Mismatch(e.to_string()),
+            })
+    }
+
+    /// Removes the wallet's checkpoints above `height`, with the
+    /// confirmations they carried, durably.
+    ///
+    /// BDK only drops a block when a block at the same height replaces it,
+    /// but a chain can also get shorter. The removal is written as a
+    /// changeset (a `None` block removes a checkpoint) and the wallet is
+    /// reloaded from the store, which is how BDK applies such a changeset.
+    fn forget_blocks_above(&self, inner: &mut Inner, height: u32) -> Result<u32, WalletError> {
+        Self::persist(inner)?;
+        let mut changeset = bdk_wallet::ChangeSet::default();
+        for checkpoint in inner.wallet.latest_checkpoint().iter().take_while(|c| c.height() > height) {
+            changeset.local_chain.blocks.insert(checkpoint.height(), None);
+        }
+        let forgotten = changeset.local_chain.blocks.len() as u32;
+        <KvPersister as bdk_wallet::WalletPersister>::persist(&mut inner.persister, &changeset)?;
+        inner.wallet = Self::load(&mut inner.persister, inner.xprv, self.network)?.ok_or_else(|| {
+            WalletError::Mismatch("the wallet vanished from the store while reloading".into())
+        })?;
+        Ok(forgotten)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -282,6 +310,17 @@ impl OnchainWallet {
                     }
                 }
             }
+            // A chain that got shorter leaves the wallet's tip on blocks no
+            // block replaced.
+            let checkpoint = inner.wallet.latest_checkpoint();
+            if source.block_hash(checkpoint.height())? != Some(checkpoint.hash()) {
+                let forgotten = self.forget_blocks_above(&mut inner, follower.position().height)?;
+                tracing::info!(
+                    forgotten,
+                    height = follower.position().height,
+                    "the chain got shorter; the wallet forgot its stale blocks"
+                );
+            }
             let mempool = source.mempool()?;
             let in_mempool: std::collections::HashSet<Txid> =
                 mempool.iter().map(|tx| tx.compute_txid()).collect();
@@ -365,7 +404,9 @@ impl OnchainWallet {
     ///
     /// [`WalletError::WrongNetwork`], the errors of
     /// [`OnchainWallet::build_transaction`], or [`WalletError::Broadcast`] if
-    /// the source refuses it (then the wallet is unchanged).
+    /// the source refuses it (then the wallet is unchanged). Once the source
+    /// accepted the transaction this returns `Ok`, even if storing it failed
+    /// (that is logged and retried by the next write).
     pub fn send(
         &self,
         address: &Address<bitcoin::address::NetworkUnchecked>,
@@ -383,7 +424,12 @@ impl OnchainWallet {
         let tx = Self::build_locked(&mut inner, &[(address.script_pubkey(), amount)], fee_rate)?;
         let txid = source.broadcast(&tx)?;
         inner.wallet.apply_unconfirmed_txs([(tx, now)]);
-        Self::persist(&mut inner)?;
+        // The payment is out: failing now would invite a retry that pays
+        // twice. The change stays staged and is written by the next persist,
+        // and the next sync sees the transaction in the mempool anyway.
+        if let Err(e) = Self::persist(&mut inner) {
+            tracing::warn!(%txid, error = %e, "payment sent, but the wallet could not store it yet");
+        }
         tracing::info!(%txid, %amount, %address, "sent an on-chain payment");
         Ok(txid)
     }

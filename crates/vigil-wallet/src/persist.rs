@@ -80,7 +80,11 @@ impl KvPersister {
                 detail: "the key is not a sequence number".into(),
             })?;
             merged.merge(Self::decode(&key, &bytes)?);
-            self.next_seq = self.next_seq.max(seq + 1);
+            let after = seq.checked_add(1).ok_or_else(|| PersistError::Corrupt {
+                key: key.clone(),
+                detail: "the sequence number is exhausted".into(),
+            })?;
+            self.next_seq = self.next_seq.max(after);
             keys.push(key);
         }
         self.stored = keys.len();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bitcoin::{Amount, FeeRate, Network, ScriptBuf};
+use bitcoin::{Amount, FeeRate, Network};
 use vigil_chain::testkit::TestKey;
 use vigil_chain::{ChainSource, ManualClock, RegtestChain};
 use vigil_store::{KvStore, MemoryStore, SqliteStore};
@@ -122,15 +122,67 @@ fn typed_errors_for_bad_payments() {
         w.send(&mainnet, Amount::from_int_btc(1), fee(), &chain, NOW),
         Err(WalletError::WrongNetwork { expected: Network::Regtest, .. })
     ));
-    // A broadcast the chain refuses leaves the wallet unchanged: paying to a
-    // script far above the standard weight is refused by the mempool.
-    let heavy = ScriptBuf::from_bytes(vec![0x51; 110_000]);
-    let tx = w.build_transaction(&[(heavy, Amount::from_int_btc(1))], fee()).expect("build");
-    assert!(chain.submit_transaction(&tx).is_err());
+    // A broadcast the source refuses leaves the wallet unchanged.
+    let before = (w.balance(), w.list_utxos());
+    let refusing = RefusingSource(&chain);
+    let to = TestKey::new(2).address().to_string().parse().expect("address");
+    match w.send(&to, Amount::from_int_btc(1), fee(), &refusing, NOW) {
+        Err(WalletError::Broadcast(vigil_chain::BroadcastError::Rejected(r))) => assert_eq!(r.code, -26),
+        other => panic!("expected a rejected broadcast, got {other:?}"),
+    }
+    assert_eq!((w.balance(), w.list_utxos()), before, "a refused payment changes nothing");
+    assert!(chain.mempool().expect("mempool").is_empty());
+}
+
+/// A chain source whose mempool refuses every transaction.
+struct RefusingSource<'a>(&'a RegtestChain);
+
+impl ChainSource for RefusingSource<'_> {
+    fn tip(&self) -> Result<vigil_chain::BlockRef, vigil_chain::ChainSourceError> {
+        ChainSource::tip(self.0)
+    }
+    fn block_hash(&self, h: u32) -> Result<Option<bitcoin::BlockHash>, vigil_chain::ChainSourceError> {
+        ChainSource::block_hash(self.0, h)
+    }
+    fn header(
+        &self,
+        h: &bitcoin::BlockHash,
+    ) -> Result<Option<vigil_chain::HeaderInfo>, vigil_chain::ChainSourceError> {
+        ChainSource::header(self.0, h)
+    }
+    fn block(&self, h: &bitcoin::BlockHash) -> Result<Option<bitcoin::Block>, vigil_chain::ChainSourceError> {
+        ChainSource::block(self.0, h)
+    }
+    fn mempool(&self) -> Result<Vec<bitcoin::Transaction>, vigil_chain::ChainSourceError> {
+        ChainSource::mempool(self.0)
+    }
+    fn broadcast(&self, _: &bitcoin::Transaction) -> Result<bitcoin::Txid, vigil_chain::BroadcastError> {
+        Err(vigil_chain::BroadcastError::Rejected(vigil_chain::Rejection {
+            code: -26,
+            reason: "min relay fee not met".into(),
+            detail: None,
+        }))
+    }
+    fn fee_rate(&self, t: u16) -> Result<FeeRate, vigil_chain::ChainSourceError> {
+        ChainSource::fee_rate(self.0, t)
+    }
+    fn transaction(
+        &self,
+        t: &bitcoin::Txid,
+    ) -> Result<Option<vigil_chain::TxInfo>, vigil_chain::ChainSourceError> {
+        ChainSource::transaction(self.0, t)
+    }
+    fn utxo(
+        &self,
+        o: &bitcoin::OutPoint,
+        m: bool,
+    ) -> Result<Option<vigil_chain::UtxoInfo>, vigil_chain::ChainSourceError> {
+        ChainSource::utxo(self.0, o, m)
+    }
 }
 
 #[test]
-fn reorg_that_drops_a_payment_is_reflected() {
+fn reorg_that_replaces_a_confirmation_is_reflected() {
     let (chain, w) = funded();
     let to = TestKey::new(2).p2wpkh();
     let tx = w.build_transaction(&[(to, Amount::from_int_btc(1))], fee()).expect("build");
@@ -139,20 +191,70 @@ fn reorg_that_drops_a_payment_is_reflected() {
     w.sync(&chain, NOW).expect("sync");
     let total_before = w.balance().total();
 
-    // The confirming block is replaced by a longer branch.
+    // The confirming block is replaced by a longer branch: the payment goes
+    // back to the mempool and is mined again at the same height.
     chain.invalidate_block(&confirming).expect("invalidate");
     chain.mine(2, &TestKey::new(9).address()).expect("mine");
     let summary = w.sync(&chain, NOW + 10).expect("sync");
-    assert_eq!(summary.disconnected, 1);
-    assert_eq!(summary.connected, 2);
-    assert_eq!(w.tip_height(), 103);
-    // The payment went back to the mempool and was mined again in the new
-    // branch: same holdings, nothing pending, confirmed at 102 on the new chain.
+    assert_eq!((summary.disconnected, summary.connected, summary.tip_height), (1, 2, 103));
     assert_eq!(w.balance().total(), total_before);
+    assert_eq!(w.balance().trusted_pending, Amount::ZERO, "confirmed again on the new branch");
+}
+
+#[test]
+fn a_shorter_chain_takes_confirmations_away() {
+    let (chain, w) = funded();
+    let tx =
+        w.build_transaction(&[(TestKey::new(2).p2wpkh(), Amount::from_int_btc(1))], fee()).expect("build");
+    chain.submit_transaction(&tx).expect("valid");
+    let confirming = chain.mine(1, &TestKey::new(9).address()).expect("mine")[0];
+    w.sync(&chain, NOW).expect("sync");
     assert_eq!(w.balance().trusted_pending, Amount::ZERO);
-    let height =
-        chain.transaction(&tx.compute_txid()).expect("lookup").expect("known").block.map(|b| b.height);
-    assert_eq!(height, Some(102));
+
+    // Invalidated, and nothing mined since: the chain is one block shorter.
+    chain.invalidate_block(&confirming).expect("invalidate");
+    let summary = w.sync(&chain, NOW + 10).expect("sync");
+    assert_eq!((summary.disconnected, summary.tip_height), (1, 101));
+    assert_eq!(w.tip_height(), 101);
+    assert!(w.balance().trusted_pending > Amount::ZERO, "the change is unconfirmed again");
+    assert_eq!(w.sync(&chain, NOW + 11).expect("sync").disconnected, 0, "forgotten once, durably");
+    chain.mine(1, &TestKey::new(9).address()).expect("mine");
+    w.sync(&chain, NOW + 12).expect("sync");
+    assert_eq!(w.balance().trusted_pending, Amount::ZERO);
+}
+
+#[test]
+fn a_received_payment_replaced_by_a_conflict_disappears() {
+    let chain = chain();
+    let payer = TestKey::new(3);
+    chain.mine(101, &payer.address()).expect("mine");
+    let w = wallet(Arc::new(MemoryStore::new()));
+    let coin = vigil_chain::testkit::coinbase_coin(&chain, 1);
+    let to_wallet = vigil_chain::testkit::spend_p2wpkh(
+        &payer,
+        std::slice::from_ref(&coin),
+        vec![bitcoin::TxOut {
+            value: Amount::from_int_btc(20),
+            script_pubkey: w.new_address().expect("address").script_pubkey(),
+        }],
+    );
+    chain.submit_transaction(&to_wallet).expect("valid");
+    let confirming = chain.mine(1, &payer.address()).expect("mine")[0];
+    w.sync(&chain, NOW).expect("sync");
+    assert_eq!(w.balance().confirmed, Amount::from_int_btc(20));
+
+    // The payer double-spends the coin in a competing branch.
+    chain.invalidate_block(&confirming).expect("invalidate");
+    let conflict = vigil_chain::testkit::spend_p2wpkh(
+        &payer,
+        &[coin],
+        vec![bitcoin::TxOut { value: Amount::from_int_btc(49), script_pubkey: payer.p2wpkh() }],
+    );
+    chain.mine_block_with(&payer.p2wpkh(), &[conflict]).expect("competing block");
+    chain.mine(1, &payer.address()).expect("mine");
+    w.sync(&chain, NOW + 10).expect("sync");
+    assert_eq!(w.balance(), vigil_wallet::WalletBalance::default(), "the payment is gone");
+    assert!(w.list_utxos().is_empty());
 }
 
 #[test]

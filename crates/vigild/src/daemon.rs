@@ -59,6 +59,9 @@ pub enum DaemonError {
     /// The wallet failed.
     #[error("wallet: {0}")]
     Wallet(#[from] WalletError),
+    /// A background task failed unexpectedly (a bug); vigild stops.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// A running `vigild`.
@@ -140,7 +143,7 @@ impl Daemon {
         let (wallet, chain, now) = (self.wallet.clone(), self.chain.clone(), self.clock.now_secs());
         tokio::task::spawn_blocking(move || wallet.sync(chain.as_ref(), now))
             .await
-            .expect("the wallet sync task does not panic")?;
+            .map_err(|e| DaemonError::Internal(format!("the wallet sync task failed: {e}")))??;
         Ok(())
     }
 
@@ -149,7 +152,8 @@ impl Daemon {
     ///
     /// # Errors
     ///
-    /// [`DaemonError::Wallet`] if the wallet can no longer be persisted.
+    /// [`DaemonError::Wallet`] if the wallet can no longer be persisted, or
+    /// [`DaemonError::Internal`] if the sync task failed.
     pub async fn run_until(
         &self,
         shutdown: impl std::future::Future<Output = ()>,
@@ -163,7 +167,9 @@ impl Daemon {
                 _ = ticker.tick() => {
                     match self.sync_wallet().await {
                         Ok(()) => {}
-                        Err(DaemonError::Wallet(WalletError::Persist(e))) => return Err(WalletError::Persist(e).into()),
+                        Err(e @ (DaemonError::Internal(_) | DaemonError::Wallet(WalletError::Persist(_)))) => {
+                            return Err(e)
+                        }
                         Err(e) => tracing::warn!(error = %e, "wallet sync failed; retrying"),
                     }
                     let balance = self.wallet.balance();

@@ -177,9 +177,16 @@ impl DataDir {
         let tmp = self.network_dir.join("seed.tmp");
         let mut seed = [0u8; SEED_LEN];
         getrandom::fill(&mut seed).map_err(|e| DataDirError::Random(e.to_string()))?;
+        // A leftover from a crash before the link was never the seed (there is
+        // no seed, or we would not be here), and may have any mode: start anew.
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&tmp)(e)),
+        }
         {
             let mut options = OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options.open(&tmp).map_err(io(&tmp))?;
@@ -211,6 +218,12 @@ fn warn_if_readable_by_others(file: &File, path: &Path) {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    }
+
     #[test]
     fn seed_is_created_private_once_and_kept() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -220,13 +233,26 @@ mod tests {
         let (again, created) = dir.load_or_create_seed().expect("seed");
         assert_eq!((again, created), (seed, false));
         #[cfg(unix)]
+        assert_eq!((mode(&dir.seed_path()), mode(dir.network_dir())), (0o600, 0o700));
+    }
+
+    #[test]
+    fn a_leftover_temporary_seed_is_not_reused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = DataDir::open(tmp.path(), Network::Regtest).expect("open");
+        let leftover = dir.network_dir().join("seed.tmp");
+        fs::write(&leftover, [0u8; 32]).expect("write");
+        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.seed_path()).expect("stat").permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-            let mode = fs::metadata(dir.network_dir()).expect("stat").permissions().mode() & 0o777;
-            assert_eq!(mode, 0o700);
+            fs::set_permissions(&leftover, fs::Permissions::from_mode(0o644)).expect("chmod");
         }
+        let (seed, created) = dir.load_or_create_seed().expect("seed");
+        assert!(created);
+        assert_ne!(seed, [0u8; 32], "a fresh random seed, not the leftover");
+        assert!(!leftover.exists());
+        #[cfg(unix)]
+        assert_eq!(mode(&dir.seed_path()), 0o600);
     }
 
     #[test]

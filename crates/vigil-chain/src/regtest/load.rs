@@ -16,7 +16,7 @@ use vigil_store::KvStore;
 use super::mempool::{BlockView, Mempool};
 use super::persist::{decode_entry, KEY_FEE_RATE, KEY_TIP, NS_BLOCKS, NS_MEMPOOL, NS_META};
 use super::state::ChainState;
-use super::validate::{CoinLookup, CoinView};
+use super::validate::{check_block_structure, CoinLookup, CoinView};
 use super::{Inner, OpenError, RegtestChain, DEFAULT_FEE_RATE};
 
 fn corrupt(detail: impl Into<String>) -> OpenError {
@@ -89,18 +89,14 @@ fn connect_active_chain(
     Ok(())
 }
 
-/// Every input of every transaction must spend an output that exists when the
-/// block is connected, or connecting it would be impossible.
+/// A stored block must be well formed and every input of every transaction
+/// must spend an output that exists when the block is connected, or
+/// connecting it would be impossible.
 fn check_inputs_present(state: &ChainState, block: &Block) -> Result<(), OpenError> {
     let hash = block.block_hash();
-    let Some((coinbase, rest)) = block.txdata.split_first() else {
-        return Err(corrupt(format!("block {hash} has no transaction")));
-    };
-    if !coinbase.is_coinbase() {
-        return Err(corrupt(format!("block {hash} does not start with a coinbase")));
-    }
+    check_block_structure(block).map_err(|e| corrupt(format!("block {hash}: {e}")))?;
     let mut view = BlockView::new(state);
-    for tx in rest {
+    for tx in block.txdata.iter().skip(1) {
         for input in &tx.input {
             if !matches!(view.lookup(&input.previous_output), CoinLookup::Unspent(_)) {
                 return Err(corrupt(format!(
@@ -147,7 +143,7 @@ fn load_mempool(store: &dyn KvStore, state: &ChainState) -> Result<(Mempool, Vec
     let mut dropped = Vec::new();
     for entry in entries {
         match RegtestChain::check_for_mempool(state, &pool, &entry.tx) {
-            Ok(fee) => pool.insert_with_seq(Arc::new(entry.tx), fee, entry.time, entry.seq),
+            Ok(fee) => pool.insert_with_seq(Arc::new(entry.tx), fee, entry.time, state.height(), entry.seq),
             Err(error) => {
                 let txid = entry.tx.compute_txid();
                 tracing::info!(%txid, %error, "stored mempool transaction is no longer valid");

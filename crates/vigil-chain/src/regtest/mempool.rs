@@ -19,6 +19,9 @@ pub(crate) struct Entry {
     pub time: u64,
     /// Arrival order; parents always arrive before children.
     pub seq: u64,
+    /// The chain height when it entered (after a restart: when it was
+    /// loaded).
+    pub height: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -47,22 +50,23 @@ impl Mempool {
         self.order.values().map(|txid| &self.entries[txid])
     }
 
-    /// Adds a validated transaction. Returns its sequence number.
-    pub fn insert(&mut self, tx: Arc<Transaction>, fee: Amount, time: u64) -> u64 {
+    /// Adds a validated transaction that entered at chain height `height`.
+    /// Returns its sequence number.
+    pub fn insert(&mut self, tx: Arc<Transaction>, fee: Amount, time: u64, height: u32) -> u64 {
         let seq = self.next_seq;
-        self.insert_with_seq(tx, fee, time, seq);
+        self.insert_with_seq(tx, fee, time, height, seq);
         seq
     }
 
     /// Adds a validated transaction with a sequence number from the store.
-    pub fn insert_with_seq(&mut self, tx: Arc<Transaction>, fee: Amount, time: u64, seq: u64) {
+    pub fn insert_with_seq(&mut self, tx: Arc<Transaction>, fee: Amount, time: u64, height: u32, seq: u64) {
         let txid = tx.compute_txid();
         for input in &tx.input {
             self.spent.insert(input.previous_output, txid);
         }
         self.order.insert(seq, txid);
-        self.next_seq = self.next_seq.max(seq + 1);
-        self.entries.insert(txid, Entry { tx, txid, fee, time, seq });
+        self.next_seq = self.next_seq.max(seq.saturating_add(1));
+        self.entries.insert(txid, Entry { tx, txid, fee, time, seq, height });
     }
 
     /// Removes one transaction (not its descendants).
@@ -82,9 +86,27 @@ impl Mempool {
         self.next_seq
     }
 
+    /// A mempool transaction and every mempool transaction it spends from,
+    /// directly or not.
+    pub fn with_ancestors(&self, txid: &Txid) -> Vec<Txid> {
+        self.closure(txid, |entry| {
+            entry.tx.input.iter().map(|i| i.previous_output.txid).filter(|t| self.contains(t)).collect()
+        })
+    }
+
     /// A mempool transaction and everything that spends its outputs, directly
     /// or not.
     pub fn with_descendants(&self, txid: &Txid) -> Vec<Txid> {
+        self.closure(txid, |entry| {
+            (0..entry.tx.output.len())
+                .filter_map(|vout| self.spender(&OutPoint { txid: entry.txid, vout: vout as u32 }))
+                .collect()
+        })
+    }
+
+    /// `txid` and every mempool transaction reachable from it through
+    /// `neighbours`.
+    fn closure(&self, txid: &Txid, neighbours: impl Fn(&Entry) -> Vec<Txid>) -> Vec<Txid> {
         let mut found = Vec::new();
         let mut queue = vec![*txid];
         let mut seen = HashSet::new();
@@ -93,11 +115,7 @@ impl Mempool {
                 continue;
             }
             let Some(entry) = self.entries.get(&next) else { continue };
-            for vout in 0..entry.tx.output.len() {
-                if let Some(child) = self.spender(&OutPoint { txid: next, vout: vout as u32 }) {
-                    queue.push(child);
-                }
-            }
+            queue.extend(neighbours(entry));
             found.push(next);
         }
         found

@@ -11,6 +11,7 @@
 
 mod load;
 mod mempool;
+pub(crate) use mempool::{Entry, Mempool};
 mod miner;
 mod persist;
 mod source_impl;
@@ -24,7 +25,7 @@ use bitcoin::{Address, Amount, BlockHash, FeeRate, Script, Transaction, Txid};
 use vigil_store::{Batch, KvStore, MemoryStore, StoreError};
 
 use crate::{BlockRef, Clock};
-use mempool::{BlockView, Mempool, MempoolView};
+use mempool::{BlockView, MempoolView};
 use persist::{encode_entry, KEY_FEE_RATE, KEY_TIP, NS_BLOCKS, NS_MEMPOOL, NS_META};
 pub(crate) use state::ChainState;
 use validate::{check_transaction, SpendContext, TxError, MAX_BLOCK_WEIGHT, MAX_STANDARD_TX_WEIGHT};
@@ -248,7 +249,8 @@ impl RegtestChain {
         let seq = inner.pool.next_seq();
         let time = self.clock.now_secs();
         self.store.write(NS_MEMPOOL, &txid.to_string(), &encode_entry(seq, time, tx))?;
-        inner.pool.insert_with_seq(Arc::new(tx.clone()), fee, time, seq);
+        let height = inner.state.height();
+        inner.pool.insert_with_seq(Arc::new(tx.clone()), fee, time, height, seq);
         tracing::debug!(%txid, %fee, "transaction accepted to the mempool");
         Ok(txid)
     }
@@ -263,7 +265,7 @@ impl RegtestChain {
         for tx in txs {
             let result = Self::check_for_mempool(&inner.state, &pool, tx);
             if let Ok(fee) = result {
-                pool.insert(Arc::new(tx.clone()), fee, 0);
+                pool.insert(Arc::new(tx.clone()), fee, 0, inner.state.height());
             }
             results.push(result);
         }
@@ -435,9 +437,10 @@ impl RegtestChain {
             .flat_map(|block| block.txdata.iter().skip(1).map(|tx| (Arc::new(tx.clone()), now)))
             .chain(old_entries.iter().map(|e| (e.tx.clone(), e.time)));
         let mut rebuilt = Mempool::default();
+        let height = inner.state.height();
         for (tx, time) in candidates {
             if let Ok(fee) = Self::check_for_mempool(&inner.state, &rebuilt, &tx) {
-                rebuilt.insert(tx, fee, time);
+                rebuilt.insert(tx, fee, time, height);
             }
         }
         let mut batch = Batch::new();
@@ -453,7 +456,7 @@ impl RegtestChain {
                 inner.state.connect(block);
             }
             for entry in old_entries {
-                inner.pool.insert_with_seq(entry.tx, entry.fee, entry.time, entry.seq);
+                inner.pool.insert_with_seq(entry.tx, entry.fee, entry.time, entry.height, entry.seq);
             }
             return Err(e.into());
         }

@@ -159,23 +159,31 @@ impl ChainState {
 
     /// Removes the tip from the active chain (it stays known), restoring the
     /// coins it spent. Returns `None` at genesis.
+    ///
+    /// Transactions are undone last to first, each removing its outputs and
+    /// then restoring what it spent, so an output created and spent inside
+    /// the block does not come back (Core's `DisconnectBlock`).
     pub fn disconnect_tip(&mut self) -> Option<Arc<Block>> {
         if self.active.len() == 1 {
             return None;
         }
         let hash = self.active.pop().expect("checked above: more than genesis");
         let block = self.blocks[&hash].0.clone();
+        let mut spent = self.undo.remove(&hash).expect("every active block has undo data");
         for tx in block.txdata.iter().rev() {
             let txid = tx.compute_txid();
             for vout in 0..tx.output.len() {
                 self.utxos.remove(&OutPoint { txid, vout: vout as u32 });
             }
             self.tx_index.remove(&txid);
+            if !tx.is_coinbase() {
+                let restored = spent.split_off(spent.len() - tx.input.len());
+                for (outpoint, coin) in restored {
+                    self.utxos.insert(outpoint, coin);
+                }
+            }
         }
-        let spent = self.undo.remove(&hash).expect("every active block has undo data");
-        for (outpoint, coin) in spent.into_iter().rev() {
-            self.utxos.insert(outpoint, coin);
-        }
+        debug_assert!(spent.is_empty(), "undo data matches the block's inputs");
         Some(block)
     }
 }

@@ -95,6 +95,15 @@ pub enum TxError {
     /// The outputs together exceed 21 million bitcoin.
     #[error("the outputs sum to more than 21 million BTC")]
     OutputSumOutOfRange,
+    /// A non-coinbase input spends the null outpoint.
+    #[error("input {input} spends the null outpoint, which only a coinbase may")]
+    NullPrevout {
+        /// The index of the input.
+        input: usize,
+    },
+    /// The inputs together exceed 21 million bitcoin.
+    #[error("the inputs sum to more than 21 million BTC")]
+    InputSumOutOfRange,
     /// The transaction is already in the mempool.
     #[error("transaction {txid} is already in the mempool")]
     AlreadyInMempool {
@@ -195,6 +204,8 @@ impl TxError {
             Self::DuplicateInput { .. } => "bad-txns-inputs-duplicate",
             Self::ValueOutOfRange { .. } => "bad-txns-vout-toolarge",
             Self::OutputSumOutOfRange => "bad-txns-txouttotal-toolarge",
+            Self::NullPrevout { .. } => "bad-txns-prevout-null",
+            Self::InputSumOutOfRange => "bad-txns-inputvalues-outofrange",
             Self::AlreadyInMempool { .. } => "txn-already-in-mempool",
             Self::AlreadyInChain { .. } => "txn-already-known",
             Self::NonFinal { .. } => "non-final",
@@ -274,6 +285,31 @@ pub(crate) fn check_context_free(tx: &Transaction, max_weight: u64) -> Result<()
     }
     if tx.is_coinbase() {
         return Err(TxError::Coinbase);
+    }
+    if let Some(input) = tx.input.iter().position(|i| i.previous_output.is_null()) {
+        return Err(TxError::NullPrevout { input });
+    }
+    Ok(())
+}
+
+/// The structural checks of a stored block at load: one coinbase, first,
+/// with outputs in range, and context-free valid transactions after it.
+pub(crate) fn check_block_structure(block: &bitcoin::Block) -> Result<(), String> {
+    let Some((coinbase, rest)) = block.txdata.split_first() else {
+        return Err("it has no transaction".into());
+    };
+    if !coinbase.is_coinbase() {
+        return Err("it does not start with a coinbase".into());
+    }
+    let mut total = Amount::ZERO;
+    for out in &coinbase.output {
+        total = total
+            .checked_add(out.value)
+            .filter(|t| *t <= Amount::MAX_MONEY)
+            .ok_or("its coinbase outputs exceed 21 million BTC")?;
+    }
+    for (index, tx) in rest.iter().enumerate() {
+        check_context_free(tx, MAX_BLOCK_WEIGHT).map_err(|e| format!("transaction {}: {e}", index + 1))?;
     }
     Ok(())
 }
@@ -368,9 +404,10 @@ fn check_values(tx: &Transaction, coins: &[Coin], ctx: SpendContext) -> Result<A
         if coin.coinbase && confirmations < COINBASE_MATURITY {
             return Err(TxError::ImmatureCoinbase { input, outpoint: txin.previous_output, confirmations });
         }
-        // Coins in a view are at most MAX_MONEY each and there are fewer than
-        // 2^32 of them, so the sum cannot overflow a u64 of satoshis.
-        inputs += coin.txout.value;
+        inputs = inputs
+            .checked_add(coin.txout.value)
+            .filter(|t| *t <= Amount::MAX_MONEY)
+            .ok_or(TxError::InputSumOutOfRange)?;
     }
     let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
     inputs.checked_sub(outputs).ok_or(TxError::NegativeFee { inputs, outputs })

@@ -12,7 +12,7 @@ use super::codes::*;
 use super::json;
 use super::RpcError;
 use crate::regtest::validate::TxError;
-use crate::regtest::{InvalidateError, MineError, RegtestChain, SubmitError};
+use crate::regtest::{Entry, InvalidateError, Mempool, MineError, RegtestChain, SubmitError};
 use crate::ChainSource;
 
 /// Bitcoin Core's default `maxfeerate` for `sendrawtransaction` and
@@ -38,6 +38,7 @@ const METHODS: &[(&str, &[&str])] = &[
     ("gettxout", &["txid", "n", "include_mempool"]),
     ("getrawmempool", &["verbose", "mempool_sequence"]),
     ("getmempoolinfo", &[]),
+    ("getmempoolentry", &["txid"]),
     ("estimatesmartfee", &["conf_target", "estimate_mode"]),
     ("generatetoaddress", &["nblocks", "address", "maxtries"]),
     ("generateblock", &["output", "transactions", "submit"]),
@@ -74,6 +75,7 @@ pub fn dispatch(ctx: &Context<'_>, method: &str, raw_params: &Value) -> Result<V
         "gettxout" => tx_out(chain, &p),
         "getrawmempool" => raw_mempool(chain, &p),
         "getmempoolinfo" => Ok(mempool_info(chain)),
+        "getmempoolentry" => get_mempool_entry(chain, &p),
         "estimatesmartfee" => estimate_smart_fee(chain, &p),
         "generatetoaddress" => generate_to_address(chain, &p),
         "generateblock" => generate_block(chain, &p),
@@ -380,6 +382,7 @@ fn send_raw_transaction(chain: &RegtestChain, p: &Params) -> Result<Value, RpcEr
         Err(SubmitError::Invalid(error)) => {
             let message = match &error {
                 TxError::AlreadyInChain { .. } => "Transaction outputs already in utxo set".to_owned(),
+                TxError::MissingInput { .. } => "Inputs missing or spent".to_owned(),
                 TxError::ScriptFailed { reason, .. } => format!("{} ({reason})", error.reject_reason()),
                 _ => error.reject_reason().to_owned(),
             };
@@ -446,60 +449,110 @@ fn tx_out(chain: &RegtestChain, p: &Params) -> Result<Value, RpcError> {
     let vout = u32::try_from(p.required_int(1)?)
         .map_err(|_| RpcError::new(INVALID_PARAMETER, "Invalid parameter, vout cannot be negative"))?;
     let include_mempool = p.bool(2, true)?;
-    let utxo = chain
-        .utxo(&OutPoint { txid, vout }, include_mempool)
-        .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
-    let Some(utxo) = utxo else { return Ok(Value::Null) };
-    let tip = chain.tip();
-    let confirmations = utxo.height.map_or(0, |h| tip.height - h + 1);
+    let outpoint = OutPoint { txid, vout };
+    // One lock for the output and the tip, so a reorg cannot fall between.
+    let inner = chain.lock();
+    let tip = inner.state.tip();
+    let (txout, confirmations, coinbase) = if include_mempool && inner.pool.spender(&outpoint).is_some() {
+        return Ok(Value::Null);
+    } else if let Some(coin) = inner.state.coin(&outpoint) {
+        (coin.txout.clone(), tip.height.saturating_sub(coin.height) + 1, coin.coinbase)
+    } else if let Some(txout) = include_mempool
+        .then(|| inner.pool.get(&txid).and_then(|e| e.tx.output.get(vout as usize)))
+        .flatten()
+        .filter(|o| !o.script_pubkey.is_op_return())
+    {
+        (txout.clone(), 0, false)
+    } else {
+        return Ok(Value::Null);
+    };
     Ok(json!({
         "bestblock": tip.hash.to_string(),
         "confirmations": confirmations,
-        "value": json::btc(utxo.txout.value),
-        "scriptPubKey": json::script_pubkey(&utxo.txout.script_pubkey),
-        "coinbase": utxo.coinbase,
+        "value": json::btc(txout.value),
+        "scriptPubKey": json::script_pubkey(&txout.script_pubkey),
+        "coinbase": coinbase,
     }))
+}
+
+/// Core's mempool entry object (`getmempoolentry`, verbose
+/// `getrawmempool`).
+fn mempool_entry(pool: &Mempool, entry: &Entry) -> Value {
+    let sum = |txids: &[Txid]| -> (usize, Amount) {
+        txids.iter().filter_map(|t| pool.get(t)).fold((0, Amount::ZERO), |(size, fee), e| {
+            (size + e.tx.vsize(), fee.checked_add(e.fee).unwrap_or(Amount::MAX_MONEY))
+        })
+    };
+    let ancestors = pool.with_ancestors(&entry.txid);
+    let descendants = pool.with_descendants(&entry.txid);
+    let (ancestor_size, ancestor_fees) = sum(&ancestors);
+    let (descendant_size, descendant_fees) = sum(&descendants);
+    let depends: Vec<String> = entry
+        .tx
+        .input
+        .iter()
+        .map(|i| i.previous_output.txid)
+        .filter(|t| pool.contains(t))
+        .map(|t| t.to_string())
+        .collect();
+    let spent_by: Vec<String> = (0..entry.tx.output.len())
+        .filter_map(|vout| pool.spender(&OutPoint { txid: entry.txid, vout: vout as u32 }))
+        .map(|t| t.to_string())
+        .collect();
+    let signals_rbf = entry.tx.input.iter().any(|i| i.sequence.is_rbf());
+    json!({
+        "vsize": entry.tx.vsize(),
+        "weight": entry.tx.weight().to_wu(),
+        "time": entry.time,
+        "height": entry.height,
+        "descendantcount": descendants.len(),
+        "descendantsize": descendant_size,
+        "ancestorcount": ancestors.len(),
+        "ancestorsize": ancestor_size,
+        "wtxid": entry.tx.compute_wtxid().to_string(),
+        "fees": {
+            "base": json::btc(entry.fee),
+            "modified": json::btc(entry.fee),
+            "ancestor": json::btc(ancestor_fees),
+            "descendant": json::btc(descendant_fees),
+        },
+        "depends": depends,
+        "spentby": spent_by,
+        "bip125-replaceable": signals_rbf,
+        "unbroadcast": false,
+    })
 }
 
 fn raw_mempool(chain: &RegtestChain, p: &Params) -> Result<Value, RpcError> {
     let verbose = p.bool(0, false)?;
-    let entries = chain.mempool_entries();
+    let sequence = p.bool(1, false)?;
+    if verbose && sequence {
+        return Err(RpcError::new(
+            INVALID_PARAMETER,
+            "Verbose results cannot contain mempool sequence values.",
+        ));
+    }
+    let inner = chain.lock();
+    let txids: Vec<String> = inner.pool.iter().map(|e| e.txid.to_string()).collect();
+    if sequence {
+        return Ok(json!({"txids": txids, "mempool_sequence": inner.pool.next_seq()}));
+    }
     if !verbose {
-        return Ok(json!(entries.iter().map(|e| e.txid.to_string()).collect::<Vec<_>>()));
+        return Ok(json!(txids));
     }
-    let height = chain.height();
-    let in_pool: std::collections::HashSet<Txid> = entries.iter().map(|e| e.txid).collect();
-    let mut out = Map::new();
-    for e in &entries {
-        let depends: Vec<String> =
-            e.tx.input
-                .iter()
-                .map(|i| i.previous_output.txid)
-                .filter(|t| in_pool.contains(t))
-                .map(|t| t.to_string())
-                .collect();
-        let spent_by: Vec<String> = entries
-            .iter()
-            .filter(|other| other.tx.input.iter().any(|i| i.previous_output.txid == e.txid))
-            .map(|other| other.txid.to_string())
-            .collect();
-        out.insert(
-            e.txid.to_string(),
-            json!({
-                "vsize": e.tx.vsize(),
-                "weight": e.tx.weight().to_wu(),
-                "time": e.time,
-                "height": height,
-                "wtxid": e.tx.compute_wtxid().to_string(),
-                "fees": {"base": json::btc(e.fee), "modified": json::btc(e.fee)},
-                "depends": depends,
-                "spentby": spent_by,
-                "bip125-replaceable": false,
-                "unbroadcast": false,
-            }),
-        );
-    }
+    let out: Map<String, Value> =
+        inner.pool.iter().map(|e| (e.txid.to_string(), mempool_entry(&inner.pool, e))).collect();
     Ok(Value::Object(out))
+}
+
+fn get_mempool_entry(chain: &RegtestChain, p: &Params) -> Result<Value, RpcError> {
+    let txid: Txid = p.hash(0)?;
+    let inner = chain.lock();
+    let entry = inner
+        .pool
+        .get(&txid)
+        .ok_or_else(|| RpcError::new(INVALID_ADDRESS_OR_KEY, "Transaction not in mempool"))?;
+    Ok(mempool_entry(&inner.pool, entry))
 }
 
 fn mempool_info(chain: &RegtestChain) -> Value {

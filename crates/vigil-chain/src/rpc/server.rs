@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -32,6 +31,9 @@ use crate::RegtestChain;
 pub const DEFAULT_RPC_PORT: u16 = 18443;
 /// The largest request body accepted.
 const MAX_BODY: usize = 32 << 20;
+/// How long a request with wrong credentials waits before its 401, as
+/// Bitcoin Core does against password guessing.
+const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How the server listens and authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +129,7 @@ impl RpcServer {
             credentials.push(format!("{user}:{password}"));
         }
         let app = App { chain, credentials: Arc::new(credentials), started: Instant::now() };
-        let router = Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(app);
+        let router = Router::new().fallback(handle).with_state(app);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -138,6 +140,9 @@ impl RpcServer {
             }
         });
         tracing::info!(%local_addr, "bitcoind-compatible RPC server listening");
+        if !local_addr.ip().is_loopback() {
+            tracing::warn!(%local_addr, "the RPC server listens beyond this machine; anyone who can reach it and knows the credentials controls the chain");
+        }
         Ok(Self { local_addr, shutdown: Some(tx), task: Some(task), cookie })
     }
 
@@ -187,18 +192,25 @@ fn authorized(headers: &HeaderMap, credentials: &[String]) -> bool {
     credentials.iter().fold(false, |ok, c| ok | constant_time_eq(c.as_bytes(), &decoded))
 }
 
-async fn handle(State(app): State<App>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    if method != Method::POST {
+async fn handle(State(app): State<App>, request: Request) -> Response {
+    if request.method() != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "JSONRPC server handles only POST requests").into_response();
     }
-    if !authorized(&headers, &app.credentials) {
+    // Authenticate before reading the body, and slow down guessing as Core
+    // does.
+    if !authorized(request.headers(), &app.credentials) {
         tracing::warn!("RPC request with wrong or missing credentials");
+        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
         let mut response = StatusCode::UNAUTHORIZED.into_response();
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"jsonrpc\""));
         return response;
     }
+    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
+    };
     let (status, reply) = match tokio::task::spawn_blocking(move || process(&app, &body)).await {
         Ok(outcome) => outcome,
         Err(e) => {

@@ -39,21 +39,28 @@ struct Args {
     sync_interval_ms: u64,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that
+/// completes at the first of them. Installed before start-up, so a signal
+/// during start-up stops vigild cleanly too.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler succeeds in a fresh process");
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("received SIGINT, shutting down"),
-            _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => tracing::info!("received SIGINT, shutting down"),
+                _ = term.recv() => tracing::info!("received SIGTERM, shutting down"),
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
-        tracing::info!("received Ctrl-C, shutting down");
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("received Ctrl-C, shutting down");
+        })
     }
 }
 
@@ -67,9 +74,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rpc_user_password: args.rpc_user.zip(args.rpc_password),
         sync_interval: Duration::from_millis(args.sync_interval_ms.max(10)),
     };
+    let shutdown = shutdown_signal()?;
+    tokio::pin!(shutdown);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "vigild starting");
-    let daemon = Daemon::start(config).await?;
-    let result = daemon.run_until(shutdown_signal()).await;
+    let daemon = tokio::select! {
+        started = Daemon::start(config) => started?,
+        () = &mut shutdown => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
+    let result = daemon.run_until(shutdown).await;
     daemon.stop().await;
     Ok(result?)
 }
