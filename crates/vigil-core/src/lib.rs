@@ -16,6 +16,9 @@
 //! calls (`handle_*`) and outputs are returned or polled (`poll_*`), with time
 //! passed in, so that `vigil-sim` can run it deterministically.
 //!
-//! Nothing is implemented here yet; the channel state machine arrives with
-//! issue 3 and the monitor with issue 4.
+//! Implemented so far: [`fees`] (BOLT 3 fee, anchor and dust arithmetic) and
+//! [`channel::commitment`] (commitment construction).
 #![deny(missing_docs)]
+
+pub mod channel;
+pub mod fees;
