@@ -413,6 +413,24 @@ fn check_values(tx: &Transaction, coins: &[Coin], ctx: SpendContext) -> Result<A
     inputs.checked_sub(outputs).ok_or(TxError::NegativeFee { inputs, outputs })
 }
 
+/// Checks only the scripts of `tx` against the outputs it spends, given in
+/// input order, with the same libbitcoinconsensus rules as the mempool. For
+/// transactions that are not final yet (such as an HTLC-timeout before its
+/// expiry), whose scripts can be checked before they can be mined.
+///
+/// # Errors
+///
+/// [`TxError::MissingInput`] if fewer outputs than inputs are given, or the
+/// script rule that fails.
+pub fn verify_scripts(tx: &Transaction, spent: &[bitcoin::TxOut]) -> Result<(), TxError> {
+    if let Some(input) = tx.input.get(spent.len()) {
+        return Err(TxError::MissingInput { input: spent.len(), outpoint: input.previous_output });
+    }
+    let coins: Vec<Coin> =
+        spent.iter().map(|txout| Coin { txout: txout.clone(), height: 0, coinbase: false }).collect();
+    check_scripts(tx, &coins)
+}
+
 fn check_scripts(tx: &Transaction, coins: &[Coin]) -> Result<(), TxError> {
     let bytes = bitcoin::consensus::serialize(tx);
     for (input, (txin, coin)) in tx.input.iter().zip(coins).enumerate() {
