@@ -17,7 +17,9 @@
 //! passed in, so that `vigil-sim` can run it deterministically.
 //!
 //! Implemented so far: [`fees`] (BOLT 3 fee, anchor and dust arithmetic) and
-//! [`channel::commitment`] (commitment construction).
+//! [`channel`] (the BOLT 2 channel state machine, whose durable changes leave
+//! it as monitor updates). The monitor, the chain monitor, the manager and
+//! BOLT 4 failure packets come with issues 4 to 6.
 #![deny(missing_docs)]
 
 pub mod channel;

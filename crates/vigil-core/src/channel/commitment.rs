@@ -207,30 +207,36 @@ pub fn htlc_sighash(
     Message::from_digest(hash.to_byte_array())
 }
 
-/// Verifies the countersignatory's signatures over `commitment` (funding) and
-/// its HTLC transactions. Returns the index of the first bad HTLC signature,
-/// or `Err(None)` for a bad commitment signature or a wrong count.
+/// Verifies the counterparty's signatures over our `commitment` (the
+/// funding input) and over its HTLC transactions.
 ///
 /// # Errors
 ///
 /// `Err(None)` if the commitment signature is invalid or the number of HTLC
 /// signatures is wrong; `Err(Some(i))` if the i-th HTLC signature is invalid.
+///
+/// # Panics
+///
+/// If `params` is not populated.
 pub fn verify_countersignatures(
+    params: &ChannelTransactionParameters,
     commitment: &CommitmentTransaction,
-    funding_script: &ScriptBuf,
-    channel_value_sat: u64,
-    contest_delay: u16,
-    countersignatory_funding_key: &PublicKey,
     signature: &Signature,
     htlc_signatures: &[Signature],
     secp: &Secp256k1<secp256k1::All>,
 ) -> Result<(), Option<usize>> {
+    let counterparty = &params.counterparty_parameters.as_ref().expect("populated parameters").pubkeys;
+    let funding_script = lightning::ln::chan_utils::make_funding_redeemscript(
+        &params.holder_pubkeys.funding_pubkey,
+        &counterparty.funding_pubkey,
+    );
     let trusted = commitment.trust();
-    let sighash = trusted.built_transaction().get_sighash_all(funding_script, channel_value_sat);
-    secp.verify_ecdsa(&sighash, signature, countersignatory_funding_key).map_err(|_| None)?;
+    let sighash = trusted.built_transaction().get_sighash_all(&funding_script, params.channel_value_satoshis);
+    secp.verify_ecdsa(&sighash, signature, &counterparty.funding_pubkey).map_err(|_| None)?;
     if htlc_signatures.len() != commitment.nondust_htlcs().len() {
         return Err(None);
     }
+    let contest_delay = params.as_holder_broadcastable().contest_delay();
     let sighash_type = countersignatory_htlc_sighash_type(commitment);
     let key = trusted.keys().countersignatory_htlc_key.to_public_key();
     for (i, (htlc, sig)) in commitment.nondust_htlcs().iter().zip(htlc_signatures).enumerate() {

@@ -149,6 +149,8 @@ fn check_counterparty_params(
 }
 
 impl<S: EcdsaChannelSigner> Channel<S> {
+    // A private constructor of the snapshot; its callers name every field.
+    #[allow(clippy::too_many_arguments)]
     fn new_state(
         counterparty_node_id: PublicKey,
         temporary_channel_id: ChannelId,
@@ -482,17 +484,8 @@ impl<S: EcdsaChannelSigner> Channel<S> {
     ) -> Result<(HolderCommitmentTransaction, Vec<super::CommittedHtlc>), ChannelError> {
         let built = self.build(&self.state.ledger, Side::Local, 0)?;
         let cp = self.state.params.counterparty_parameters.as_ref().expect("known after open/accept");
-        verify_countersignatures(
-            &built.tx,
-            &self.funding_script(),
-            self.state.value_sat(),
-            cp.selected_contest_delay,
-            &cp.pubkeys.funding_pubkey,
-            signature,
-            &[],
-            &self.secp,
-        )
-        .or_else(|_| close("invalid signature for our first commitment"))?;
+        verify_countersignatures(&self.state.params, &built.tx, signature, &[], &self.secp)
+            .or_else(|_| close("invalid signature for our first commitment"))?;
         let htlcs = self.committed_htlcs(&built);
         let holder = HolderCommitmentTransaction::new(
             built.tx,

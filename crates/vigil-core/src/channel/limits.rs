@@ -208,6 +208,16 @@ pub fn check_new_htlc(
                     return fail(msg);
                 }
                 violation.get_or_insert(msg);
+            } else if !outbound {
+                // We are the funder: keep our fee spike buffer (BOLT 2 lets
+                // the HTLC in, so it is failed back rather than refused).
+                let mut spiked = p.htlcs.clone();
+                spiked.push((false, u64::MAX / 2));
+                let buffer =
+                    funder_cost_msat(state, side, &spiked, p.feerate_per_kw * FEE_SPIKE_BUFFER_MULTIPLE);
+                if other_msat < buffer + limits_reserve(state, true) {
+                    violation.get_or_insert("the HTLC would eat into our fee spike buffer".to_owned());
+                }
             }
         }
         let exposure = dust_exposure_msat(state, side, &p.htlcs, p.feerate_per_kw);

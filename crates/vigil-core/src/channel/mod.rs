@@ -50,9 +50,11 @@ use commitment::{build_commitment, BuiltCommitment, CommitmentHtlc, CommitmentSp
 use error::close;
 use ledger::Side;
 
-/// A message for the peer.
+/// A message for the peer. (`update_add_htlc` carries a 1366-byte onion, so
+/// variants differ much in size; messages are moved once each, so they are
+/// not boxed.)
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::large_enum_variant)]
 pub enum ChannelMessage {
     OpenChannel(msgs::OpenChannel),
     AcceptChannel(msgs::AcceptChannel),
@@ -106,6 +108,7 @@ pub enum ChannelEvent {
 
 /// What [`Channel::poll_output`] returns.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum ChannelOutput {
     /// Send this to the peer.
     Message(ChannelMessage),

@@ -524,11 +524,8 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         let built = self.build(&ledger, Side::Local, n)?;
         let cp = self.state.params.counterparty_parameters.as_ref().expect("known once funded");
         let verified = verify_countersignatures(
+            &self.state.params,
             &built.tx,
-            &self.funding_script(),
-            self.state.value_sat(),
-            cp.selected_contest_delay,
-            &cp.pubkeys.funding_pubkey,
             &msg.signature,
             &msg.htlc_signatures,
             &self.secp,

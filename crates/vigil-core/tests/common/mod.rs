@@ -164,6 +164,58 @@ impl OpenOptions {
     }
 }
 
+/// A funder's `open_channel` for `opts`.
+pub fn open_message(opts: &OpenOptions) -> msgs::OpenChannel {
+    let ka = keys(1);
+    let keys_id = ka.generate_channel_keys_id(false, 1);
+    let mut channel = Channel::new_outbound(
+        opts.config_a.clone(),
+        ka.derive_channel_signer(keys_id),
+        OutboundParams {
+            counterparty_node_id: keys(2).get_node_id(Recipient::Node).expect("node id"),
+            chain_hash: regtest(),
+            temporary_channel_id: [7; 32],
+            channel_keys_id: keys_id,
+            funding_sat: opts.funding_sat,
+            push_msat: opts.push_msat,
+            feerate_per_kw: opts.feerate_per_kw,
+            channel_type: opts.channel_type(),
+            scid_alias: 1,
+            announce: false,
+            best_height: 101,
+            close_script: TestKey::new(11).p2wpkh(),
+        },
+    )
+    .expect("open");
+    match channel.poll_output() {
+        Some(ChannelOutput::Message(ChannelMessage::OpenChannel(m))) => m,
+        other => panic!("expected open_channel, got {other:?}"),
+    }
+}
+
+/// A fundee's answer to `open` under `config`.
+pub fn try_inbound(
+    config: ChannelConfig,
+    open: &msgs::OpenChannel,
+) -> Result<Channel<InMemorySigner>, ChannelError> {
+    let kb = keys(2);
+    let keys_id = kb.generate_channel_keys_id(true, 2);
+    Channel::new_inbound(
+        config,
+        kb.derive_channel_signer(keys_id),
+        InboundParams {
+            counterparty_node_id: keys(1).get_node_id(Recipient::Node).expect("node id"),
+            chain_hash: regtest(),
+            channel_keys_id: keys_id,
+            scid_alias: 2,
+            best_height: 101,
+            close_script: TestKey::new(12).p2wpkh(),
+            fee_estimate: Some(1000),
+        },
+        open,
+    )
+}
+
 /// Two channels against each other, and a chain.
 pub struct Pair {
     pub a: Node,
