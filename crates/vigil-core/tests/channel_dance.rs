@@ -96,8 +96,15 @@ fn many_htlcs_both_ways_in_random_interleavings() {
                 if rng.chance(50) {
                     pair.commit(Who::A);
                 }
+                if i == 3 {
+                    // A fee update in the middle of the traffic.
+                    pair.b.channel.update_fee_estimate(1500);
+                    pair.a.channel.update_fee(1500).expect("update_fee");
+                }
             }
             shuffle_settle(&mut pair, &mut rng);
+            assert_eq!(pair.a.channel.snapshot().ledger.base_feerate_per_kw, 1500, "{context}");
+            assert_eq!(pair.b.channel.snapshot().ledger.base_feerate_per_kw, 1500, "{context}");
             assert_eq!(pair.a.irrevocable().len(), 6, "{context}: A saw every HTLC of B irrevocable once");
             assert_eq!(pair.b.irrevocable().len(), 6, "{context}: B saw every HTLC of A irrevocable once");
 

@@ -253,7 +253,12 @@ fn bad_removals_fail_the_channel() {
         matches!(pair.b.channel.fulfill_htlc(id, preimage), Err(ChannelError::Ignore(_))),
         "not committed"
     );
-    assert!(matches!(pair.b.channel.fail_malformed_htlc(9, 5, [0; 32]), Err(ChannelError::Ignore(_))));
+    assert!(
+        matches!(pair.b.channel.fail_malformed_htlc(id, 5, [0; 32]), Err(ChannelError::Ignore(m)) if m.contains("BADONION"))
+    );
+    assert!(
+        matches!(pair.b.channel.fail_malformed_htlc(9, 0x8000 | 5, [0; 32]), Err(ChannelError::Ignore(m)) if m.contains("no inbound HTLC 9"))
+    );
     let _ = PaymentHash([0; 32]);
 }
 
@@ -318,16 +323,33 @@ fn errors_from_the_peer_close_the_channel() {
     let mut pair = Pair::open(OpenOptions::default());
     let channel_id = pair.a.channel.channel_id();
     inject(&mut pair, Who::A, ChannelMessage::Error(msgs::ErrorMessage { channel_id, data: "boom".into() }));
+    pair.pump(Who::A);
     assert_eq!(pair.phase(Who::A), Phase::Closed(CloseReason::CounterpartyError("boom".into())));
     assert!(pair
         .a
         .channel
         .add_htlc(1, PaymentHash([0; 32]), 200, dummy_onion(), HtlcSource(vec![]))
         .is_err());
+    let closed = pair.a.durable_steps().find_map(|s| match s {
+        vigil_core::channel::UpdateStep::ChannelClosed { reason, broadcast_holder_commitment } => {
+            Some((reason.clone(), *broadcast_holder_commitment))
+        }
+        _ => None,
+    });
+    assert_eq!(closed, Some((CloseReason::CounterpartyError("boom".into()), true)));
+
     let mut pair = Pair::open(OpenOptions::default());
     pair.a.channel.force_close();
     pair.pump(Who::A);
     assert_eq!(pair.phase(Who::A), Phase::Closed(CloseReason::ForceClosed));
+    let closed = pair.a.durable_steps().find_map(|s| match s {
+        vigil_core::channel::UpdateStep::ChannelClosed { broadcast_holder_commitment, .. } => {
+            Some(*broadcast_holder_commitment)
+        }
+        _ => None,
+    });
+    assert_eq!(closed, Some(true), "a force-close puts our commitment on chain");
+    assert!(pair.a.to_peer.iter().any(|m| matches!(m, ChannelMessage::Error(_))), "the peer is told");
 }
 
 #[test]
@@ -407,4 +429,46 @@ fn inbound_htlcs_over_our_dust_exposure_are_admitted_but_flagged() {
     assert_eq!(flags[0], None, "300 sat of dust is within 500 sat");
     assert!(flags[1].as_deref().is_some_and(|m| m.contains("dust exposure")), "{flags:?}");
     assert!(pair.a.errors.is_empty() && pair.b.errors.is_empty(), "BOLT 2 admits it: no error");
+}
+
+#[test]
+fn limits_count_htlcs_until_their_removal_is_in_the_peers_commitment() {
+    let mut pair = Pair::open(OpenOptions {
+        config_b: ChannelConfig { max_accepted_htlcs: 2, ..ChannelConfig::default() },
+        ..OpenOptions::default()
+    });
+    let (first, _) = pair.pay(Who::A, 2_000_000);
+    pair.pay(Who::A, 2_000_000);
+    // B fails one; A has the update_fail but B has not signed it yet.
+    pair.b.channel.fail_htlc(first, vec![1; 32]).expect("fail");
+    pair.deliver(Who::B);
+    ignored(pair.add(Who::A, 1_000_000), "more than 2 HTLCs");
+    pair.commit(Who::B);
+    pair.settle();
+    pair.commit(Who::A);
+    pair.settle();
+    pair.add(Who::A, 1_000_000).expect("the failed HTLC left B's commitment");
+}
+
+#[test]
+fn absurd_values_from_the_peer_fail_the_channel_without_panicking() {
+    let mut pair = Pair::open(OpenOptions::default());
+    pair.pay(Who::A, 1_000_000);
+    pair.add(Who::A, 1_000_000).expect("add");
+    let ChannelMessage::UpdateAddHtlc(mut add) = take(&mut pair, Who::A) else { panic!("update_add_htlc") };
+    add.amount_msat = u64::MAX;
+    inject(&mut pair, Who::B, ChannelMessage::UpdateAddHtlc(add));
+    assert_closed(&mut pair, Who::B, "afford");
+
+    let mut pair = Pair::open(OpenOptions::default());
+    pair.disconnect();
+    for who in [Who::A, Who::B] {
+        pair.node(who).channel.peer_connected();
+    }
+    let ChannelMessage::ChannelReestablish(mut re) = take(&mut pair, Who::A) else {
+        panic!("channel_reestablish")
+    };
+    re.next_remote_commitment_number = (1 << 48) + 5;
+    inject(&mut pair, Who::B, ChannelMessage::ChannelReestablish(re));
+    assert_closed(&mut pair, Who::B, "beyond 2^48");
 }

@@ -77,11 +77,6 @@ fn run(opts: OpenOptions, cut_at: Option<(usize, Cut)>, delayed_persistence: boo
             // Persistence lags: one update completes every third round.
             pair.persist_one(if round % 2 == 0 { Who::A } else { Who::B });
         }
-        let from = if round % 2 == 0 { Who::A } else { Who::B };
-        let moved = pair.deliver(from) || pair.deliver(from.other());
-        if moved {
-            deliveries += 1;
-        }
         if let Some((at, cut)) = cut_at {
             if !cut_done && deliveries == at {
                 cut_done = true;
@@ -89,13 +84,16 @@ fn run(opts: OpenOptions, cut_at: Option<(usize, Cut)>, delayed_persistence: boo
                     Cut::Disconnect => pair.disconnect(),
                     Cut::Crash(who) => pair.crash(who),
                 }
-                pair.a.auto_persist = true;
-                pair.b.auto_persist = true;
-                pair.persist(Who::A);
-                pair.persist(Who::B);
+                // With delayed persistence, reestablishment runs while the
+                // survivor still has updates in flight.
                 pair.reconnect();
                 continue;
             }
+        }
+        let from = if round % 2 == 0 { Who::A } else { Who::B };
+        let moved = pair.deliver(from) || pair.deliver(from.other());
+        if moved {
+            deliveries += 1;
         }
         if !moved {
             if delayed_persistence && (!pair.a.pending.is_empty() || !pair.b.pending.is_empty()) {
@@ -115,6 +113,7 @@ fn run(opts: OpenOptions, cut_at: Option<(usize, Cut)>, delayed_persistence: boo
         }
     }
     let context = format!("cut {cut_at:?} delayed={delayed_persistence}");
+    assert!(cut_at.is_none() || cut_done, "{context}: the cut happened");
     assert!(
         pair.a.errors.is_empty() && pair.b.errors.is_empty(),
         "{context}: {:?} / {:?}",

@@ -1,11 +1,18 @@
 //! Cooperative close (BOLT 2): `shutdown`, then `closing_signed` fee
-//! negotiation with `fee_range`.
+//! negotiation.
 //!
-//! Once both sides sent `shutdown` and no HTLC or fee update is left, the
-//! funder proposes a fee and a range; the fundee accepts it when it is in its
-//! own range, or answers with a fee in the overlap; a node that receives the
-//! fee it last proposed holds both signatures and the close is agreed. The
-//! agreed transaction becomes a monitor update before it is broadcast.
+//! Our `shutdown` goes out only once none of our updates is left unsigned
+//! (BOLT 2 forbids a `shutdown` with updates pending on the peer's side); it
+//! waits for the next `commitment_signed` otherwise. Once both sides sent
+//! `shutdown` and no HTLC or fee update is left, the funder proposes a fee
+//! and a `fee_range`; the fundee accepts it when it is in its own range, or
+//! answers with a fee in the overlap (with a peer that sends no range, each
+//! counter-proposal moves halfway). A node that receives the fee it last
+//! proposed holds both signatures. The agreed transaction becomes a monitor
+//! update before anything else leaves.
+//!
+//! BOLT 3 lets each signer drop outputs below its own dust limit, so a
+//! signature is checked against every variant the peer may have signed.
 
 use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::{ScriptBuf, Transaction, Witness};
@@ -27,13 +34,13 @@ const CLOSING_WITNESS_WEIGHT: u64 = 1 + 1 + 73 + 73 + 1 + 71;
 
 impl<S: EcdsaChannelSigner> Channel<S> {
     /// Starts a cooperative close, paying our side to `script` (or the
-    /// channel's close script). No new HTLCs are accepted after it.
+    /// channel's close script). No new HTLCs are accepted after it; our
+    /// `shutdown` goes out once our pending updates are signed.
     ///
     /// # Errors
     ///
     /// [`ChannelError::Ignore`] before funding, for a script of a form BOLT 2
-    /// does not allow, one that differs from our upfront script, or while
-    /// our own updates still wait for a commitment.
+    /// does not allow, or one that differs from our upfront script.
     pub fn shutdown(&mut self, script: Option<ScriptBuf>) -> Result<(), ChannelError> {
         self.check_live()?;
         if self.state.phase != Phase::Funded {
@@ -47,16 +54,13 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         if self.state.our_upfront_shutdown.as_ref().is_some_and(|s| *s != script) {
             return ignore("the script differs from our upfront shutdown script");
         }
-        self.send_commitment_inner()?;
-        if self.own_changes_uncommitted() {
-            return ignore("our updates wait for a commitment; shut down after the next revoke_and_ack");
-        }
-        self.send_shutdown(script);
-        let result = self.maybe_negotiate_close();
+        self.state.shutdown.ours = Some(script);
+        let result = self.send_commitment_inner().and_then(|_| self.after_commitment_progress());
         self.outcome(result)
     }
 
-    fn own_changes_uncommitted(&self) -> bool {
+    /// Whether some of our updates wait for a `commitment_signed`.
+    pub(super) fn own_changes_uncommitted(&self) -> bool {
         let l = &self.state.ledger;
         let funder = self.state.is_funder();
         l.htlcs.iter().any(|h| {
@@ -65,42 +69,46 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         }) || (funder && l.fees.iter().any(|f| f.heights.remote.is_none()))
     }
 
-    fn their_changes_uncommitted(&self) -> bool {
-        let l = &self.state.ledger;
-        let funder = self.state.is_funder();
-        l.htlcs.iter().any(|h| {
-            (!h.outbound && h.heights.local.is_none())
-                || (h.outbound && h.removal.as_ref().is_some_and(|r| r.heights.local.is_none()))
-        }) || (!funder && l.fees.iter().any(|f| f.heights.local.is_none()))
-    }
-
-    fn send_shutdown(&mut self, script: ScriptBuf) {
-        self.state.shutdown.ours = Some(script.clone());
-        if self.connected && !self.awaiting_reestablish {
+    /// Sends our `shutdown` if we decided on one and nothing of ours is
+    /// unsigned, then records the scripts once both are known.
+    fn maybe_send_shutdown(&mut self) {
+        let Some(script) = self.state.shutdown.ours.clone() else { return };
+        if !self.state.shutdown.ours_sent
+            && self.connected
+            && !self.awaiting_reestablish
+            && !self.own_changes_uncommitted()
+        {
+            self.state.shutdown.ours_sent = true;
             let msg = msgs::Shutdown { channel_id: self.state.channel_id, scriptpubkey: script };
             self.queue_message(ChannelMessage::Shutdown(msg), None);
         }
-        self.record_shutdown_scripts();
-    }
-
-    /// Once both scripts are known, the monitor learns them (to recognise the
-    /// closing transaction on chain).
-    fn record_shutdown_scripts(&mut self) {
         if let (Some(holder), Some(counterparty)) = (&self.state.shutdown.ours, &self.state.shutdown.theirs) {
-            let step =
-                UpdateStep::ShutdownScripts { holder: holder.clone(), counterparty: counterparty.clone() };
-            self.push_update(vec![step]);
+            if self.state.shutdown.ours_sent && !self.state.shutdown.scripts_recorded {
+                self.state.shutdown.scripts_recorded = true;
+                let step = UpdateStep::ShutdownScripts {
+                    holder: holder.clone(),
+                    counterparty: counterparty.clone(),
+                };
+                self.push_update(vec![step]);
+            }
         }
     }
 
-    /// The peer's `shutdown`: we answer with ours and, once nothing is
-    /// pending, negotiate the close.
+    /// Called after each step of the commitment dance: a held `shutdown` may
+    /// go out now, and the fee negotiation may start.
+    pub(super) fn after_commitment_progress(&mut self) -> Result<(), ChannelError> {
+        self.maybe_send_shutdown();
+        self.maybe_negotiate_close()
+    }
+
+    /// The peer's `shutdown`: we answer with ours (once our updates are
+    /// signed) and, once nothing is pending, negotiate the close.
     ///
     /// # Errors
     ///
     /// [`ChannelError::Warn`] for a script of a form BOLT 2 does not allow;
     /// [`ChannelError::Close`] for a script that breaks the upfront script or
-    /// changes, or a `shutdown` sent with uncommitted updates.
+    /// changes, or a `shutdown` sent after HTLCs it has not signed.
     pub fn handle_shutdown(&mut self, msg: &msgs::Shutdown) -> Result<(), ChannelError> {
         let result = self.shutdown_inner(msg);
         self.outcome(result)
@@ -116,22 +124,21 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             return close("shutdown script differs from the upfront shutdown script");
         }
         match &self.state.shutdown.theirs {
-            Some(s) if *s == msg.scriptpubkey => return Ok(()),
+            Some(s) if *s == msg.scriptpubkey => return self.after_commitment_progress(),
             Some(_) => return close("shutdown script changed"),
             None => {}
         }
-        if self.their_changes_uncommitted() {
-            return close("shutdown while updates of the sender are not committed");
+        // Like LDK, only HTLCs the sender added without signing them break
+        // the rule; its pending removals and fee updates resolve normally.
+        if self.state.ledger.htlcs.iter().any(|h| !h.outbound && h.heights.local.is_none()) {
+            return close("shutdown while HTLCs of the sender are not committed");
         }
         self.state.shutdown.theirs = Some(msg.scriptpubkey.clone());
         if self.state.shutdown.ours.is_none() {
-            self.send_commitment_inner()?;
-            let script = self.close_script.clone();
-            self.send_shutdown(script);
-        } else {
-            self.record_shutdown_scripts();
+            self.state.shutdown.ours = Some(self.close_script.clone());
         }
-        self.maybe_negotiate_close()
+        self.send_commitment_inner()?;
+        self.after_commitment_progress()
     }
 
     /// Our and their balances (sat) with no HTLC left.
@@ -140,20 +147,25 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         (view.ours_msat / 1000, view.theirs_msat / 1000)
     }
 
-    /// The closing transaction at `fee_sat`, paid by the funder; outputs
-    /// below the larger dust limit are left out.
-    fn closing_transaction(&self, fee_sat: u64) -> Result<ClosingTransaction, ChannelError> {
+    /// The closing transaction at `fee_sat`, paid by the funder, as a signer
+    /// with dust limit `dust_sat` builds it; `drop_ours` also leaves out our
+    /// output.
+    fn closing_transaction(
+        &self,
+        fee_sat: u64,
+        dust_sat: u64,
+        drop_ours: bool,
+    ) -> Result<ClosingTransaction, ChannelError> {
         let (mut ours, mut theirs) = self.closing_balances();
         let funder = if self.state.is_funder() { &mut ours } else { &mut theirs };
         let Some(rest) = funder.checked_sub(fee_sat) else {
             return close(format!("the funder cannot pay a closing fee of {fee_sat} sat"));
         };
         *funder = rest;
-        let dust = self.state.holder.dust_limit_sat.max(self.state.counterparty.dust_limit_sat);
-        if ours < dust {
+        if ours < dust_sat || drop_ours {
             ours = 0;
         }
-        if theirs < dust {
+        if theirs < dust_sat {
             theirs = 0;
         }
         let (Some(our_script), Some(their_script)) = (&self.state.shutdown.ours, &self.state.shutdown.theirs)
@@ -166,9 +178,13 @@ impl<S: EcdsaChannelSigner> Channel<S> {
 
     /// The closing fee at `feerate_per_kw`.
     fn closing_fee(&self, feerate_per_kw: u32) -> Result<u64, ChannelError> {
-        let tx = self.closing_transaction(0)?;
+        let tx = self.closing_transaction(0, self.state.holder.dust_limit_sat, false)?;
         let weight = tx.trust().built_transaction().weight().to_wu() + CLOSING_WITNESS_WEIGHT;
         Ok(fee_for_weight(feerate_per_kw, weight))
+    }
+
+    fn preferred_closing_fee(&self) -> Result<u64, ChannelError> {
+        self.closing_fee(self.fee_estimate.unwrap_or(self.state.ledger.base_feerate_per_kw))
     }
 
     /// The fee range we accept: from the relay floor to what the funder can
@@ -178,9 +194,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         let funder_balance = if self.state.is_funder() { ours } else { theirs };
         let min = self.closing_fee(MIN_FEERATE_PER_KW)?;
         let max = if self.state.is_funder() {
-            let preferred =
-                self.closing_fee(self.fee_estimate.unwrap_or(self.state.ledger.base_feerate_per_kw))?;
-            (preferred * 3).min(funder_balance)
+            (self.preferred_closing_fee()? * 3).min(funder_balance)
         } else {
             funder_balance
         };
@@ -189,7 +203,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
 
     fn ready_to_close(&self) -> bool {
         self.state.phase == Phase::Funded
-            && self.state.shutdown.ours.is_some()
+            && self.state.shutdown.ours_sent
             && self.state.shutdown.theirs.is_some()
             && self.state.ledger.htlcs.is_empty()
             && self.state.ledger.fees.is_empty()
@@ -199,29 +213,43 @@ impl<S: EcdsaChannelSigner> Channel<S> {
     }
 
     /// The funder opens the fee negotiation once nothing is pending.
-    pub(super) fn maybe_negotiate_close(&mut self) -> Result<(), ChannelError> {
+    fn maybe_negotiate_close(&mut self) -> Result<(), ChannelError> {
         if !self.ready_to_close() || !self.state.is_funder() || self.state.shutdown.our_last_fee_sat.is_some()
         {
             return Ok(());
         }
-        let (min, max) = self.our_fee_range()?;
-        let preferred =
-            self.closing_fee(self.fee_estimate.unwrap_or(self.state.ledger.base_feerate_per_kw))?;
-        let fee = preferred.clamp(min, max);
-        self.propose_closing_fee(fee, (min, max))
+        let range = self.our_fee_range()?;
+        let fee = self.preferred_closing_fee()?.clamp(range.0, range.1);
+        self.propose_closing_fee(fee, range, None)
     }
 
-    fn sign_closing(&self, fee_sat: u64) -> Result<(ClosingTransaction, Signature), ChannelError> {
-        let tx = self.closing_transaction(fee_sat)?;
-        let sig = self
-            .signer
-            .sign_closing_transaction(&self.state.params, &tx, &self.secp)
-            .or_else(|_| close("the signer refused to sign the closing transaction"))?;
-        Ok((tx, sig))
+    fn sign_closing(&self, tx: &ClosingTransaction) -> Result<Signature, ChannelError> {
+        self.signer
+            .sign_closing_transaction(&self.state.params, tx, &self.secp)
+            .or_else(|_| close("the signer refused to sign the closing transaction"))
     }
 
-    fn propose_closing_fee(&mut self, fee_sat: u64, range: (u64, u64)) -> Result<(), ChannelError> {
-        let (_, signature) = self.sign_closing(fee_sat)?;
+    /// Proposes `fee_sat` (built with our dust limit), released after update
+    /// `after` if given.
+    fn propose_closing_fee(
+        &mut self,
+        fee_sat: u64,
+        range: (u64, u64),
+        after: Option<u64>,
+    ) -> Result<(), ChannelError> {
+        let tx = self.closing_transaction(fee_sat, self.state.holder.dust_limit_sat, false)?;
+        let signature = self.sign_closing(&tx)?;
+        self.queue_closing_signed(fee_sat, range, signature, after);
+        Ok(())
+    }
+
+    fn queue_closing_signed(
+        &mut self,
+        fee_sat: u64,
+        range: (u64, u64),
+        signature: Signature,
+        after: Option<u64>,
+    ) {
         self.state.shutdown.our_last_fee_sat = Some(fee_sat);
         self.state.shutdown.our_fee_range = Some(range);
         let msg = msgs::ClosingSigned {
@@ -233,8 +261,31 @@ impl<S: EcdsaChannelSigner> Channel<S> {
                 max_fee_satoshis: range.1,
             }),
         };
-        self.queue_message(ChannelMessage::ClosingSigned(msg), None);
-        Ok(())
+        self.queue_message(ChannelMessage::ClosingSigned(msg), after);
+    }
+
+    /// The variant of the closing transaction at `fee_sat` that `signature`
+    /// signs: built with the peer's dust limit or with ours, with or without
+    /// our output.
+    fn signed_closing_variant(
+        &self,
+        fee_sat: u64,
+        signature: &Signature,
+    ) -> Result<ClosingTransaction, ChannelError> {
+        let their_key =
+            self.state.params.counterparty_parameters.as_ref().expect("funded").pubkeys.funding_pubkey;
+        let funding_script = self.funding_script();
+        let dusts = [self.state.counterparty.dust_limit_sat, self.state.holder.dust_limit_sat];
+        for drop_ours in [false, true] {
+            for dust in dusts {
+                let tx = self.closing_transaction(fee_sat, dust, drop_ours)?;
+                let sighash = tx.trust().get_sighash_all(&funding_script, self.state.value_sat());
+                if self.secp.verify_ecdsa(&sighash, signature, &their_key).is_ok() {
+                    return Ok(tx);
+                }
+            }
+        }
+        close("invalid signature for the closing transaction")
     }
 
     /// The peer's `closing_signed`.
@@ -242,7 +293,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
     /// # Errors
     ///
     /// [`ChannelError::Close`] before both `shutdown`s or with HTLCs left, for
-    /// an invalid signature, or when the fee ranges do not overlap.
+    /// an invalid signature, or when no fee suits both sides.
     pub fn handle_closing_signed(&mut self, msg: &msgs::ClosingSigned) -> Result<(), ChannelError> {
         let result = self.closing_signed_inner(msg);
         self.outcome(result)
@@ -253,44 +304,61 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         if !self.ready_to_close() {
             return close("closing_signed before both shutdowns or with updates pending");
         }
-        let (tx, our_sig) = self.sign_closing(msg.fee_satoshis)?;
-        let cp = self.state.params.counterparty_parameters.as_ref().expect("funded");
-        let sighash = tx.trust().get_sighash_all(&self.funding_script(), self.state.value_sat());
-        if self.secp.verify_ecdsa(&sighash, &msg.signature, &cp.pubkeys.funding_pubkey).is_err() {
-            return close("invalid signature for the closing transaction");
-        }
-        if self.state.shutdown.our_last_fee_sat == Some(msg.fee_satoshis) {
-            return self.finish_cooperative_close(&tx, our_sig, msg.signature);
+        let fee = msg.fee_satoshis;
+        let tx = self.signed_closing_variant(fee, &msg.signature)?;
+        let our_sig = self.sign_closing(&tx)?;
+        if self.state.shutdown.our_last_fee_sat == Some(fee) {
+            self.finish_cooperative_close(&tx, our_sig, msg.signature);
+            return Ok(());
         }
         let ours = match self.state.shutdown.our_fee_range {
             Some(range) => range,
             None => self.our_fee_range()?,
         };
-        let theirs = msg
-            .fee_range
-            .as_ref()
-            .map_or((msg.fee_satoshis, msg.fee_satoshis), |r| (r.min_fee_satoshis, r.max_fee_satoshis));
-        let (low, high) = (ours.0.max(theirs.0), ours.1.min(theirs.1));
-        if low > high {
-            return close(format!(
-                "no closing fee acceptable to both: ours {}..={}, theirs {}..={}",
-                ours.0, ours.1, theirs.0, theirs.1
-            ));
+        if (ours.0..=ours.1).contains(&fee) {
+            // Agree: the close is durable first, then our echo goes out.
+            let id = self.finish_cooperative_close(&tx, our_sig, msg.signature);
+            self.queue_closing_signed(fee, ours, our_sig, Some(id));
+            return Ok(());
         }
-        if (ours.0..=ours.1).contains(&msg.fee_satoshis) {
-            // Agree: echo the fee; we now hold both signatures.
-            self.propose_closing_fee(msg.fee_satoshis, ours)?;
-            return self.finish_cooperative_close(&tx, our_sig, msg.signature);
-        }
-        self.propose_closing_fee(msg.fee_satoshis.clamp(low, high), ours)
+        let counter = match &msg.fee_range {
+            Some(r) => {
+                let (low, high) = (ours.0.max(r.min_fee_satoshis), ours.1.min(r.max_fee_satoshis));
+                if low > high {
+                    return close(format!(
+                        "no closing fee acceptable to both: ours {}..={}, theirs {}..={}",
+                        ours.0, ours.1, r.min_fee_satoshis, r.max_fee_satoshis
+                    ));
+                }
+                fee.clamp(low, high)
+            }
+            None => {
+                // Legacy negotiation: move halfway towards the peer's fee.
+                let last = match self.state.shutdown.our_last_fee_sat {
+                    Some(f) => f,
+                    None => self.preferred_closing_fee()?,
+                };
+                let halfway = (last / 2 + fee / 2).clamp(ours.0, ours.1);
+                if Some(halfway) == self.state.shutdown.our_last_fee_sat {
+                    return close(format!(
+                        "the closing fee negotiation is stuck at {fee} sat, outside {}..={}",
+                        ours.0, ours.1
+                    ));
+                }
+                halfway
+            }
+        };
+        self.propose_closing_fee(counter, ours, None)
     }
 
+    /// Records the agreed close: a monitor update with the signed
+    /// transaction, then the broadcast. Returns the update's id.
     fn finish_cooperative_close(
         &mut self,
         tx: &ClosingTransaction,
         our_sig: Signature,
         their_sig: Signature,
-    ) -> Result<(), ChannelError> {
+    ) -> u64 {
         let ours = self.state.params.holder_pubkeys.funding_pubkey;
         let theirs =
             self.state.params.counterparty_parameters.as_ref().expect("funded").pubkeys.funding_pubkey;
@@ -311,6 +379,6 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         let id = self.push_update(vec![UpdateStep::CooperativeClose { transaction: transaction.clone() }]);
         self.queue_event(ChannelEvent::BroadcastClosing { transaction }, Some(id));
         self.queue_event(ChannelEvent::Closed { reason: CloseReason::Cooperative }, Some(id));
-        Ok(())
+        id
     }
 }

@@ -95,6 +95,8 @@ pub fn build_commitment<T: Clone>(
     let mut to_broadcaster = spec.to_broadcaster_msat / 1000;
     let mut to_countersignatory = spec.to_countersignatory_msat / 1000;
     let broadcaster_is_funder = holder_is_broadcaster == params.is_outbound_from_holder;
+    // BOLT 3: a funder that cannot pay the whole fee pays what it has; its
+    // output is then omitted (Appendix C, "fee greater than funder amount").
     if broadcaster_is_funder {
         to_broadcaster = to_broadcaster.saturating_sub(cost);
     } else {

@@ -42,12 +42,14 @@ pub fn initial_balances_ok(state: &ChannelSnapshot, feerate_per_kw: u32) -> bool
     } else {
         (state.ledger.settled_theirs_msat, state.ledger.settled_ours_msat)
     };
-    let reserve_of_funder = if state.is_funder() {
-        state.counterparty.channel_reserve_sat
+    let (reserve_of_funder, reserve_of_fundee) = if state.is_funder() {
+        (state.counterparty.channel_reserve_sat, state.holder.channel_reserve_sat)
     } else {
-        state.holder.channel_reserve_sat
-    } * 1000;
-    funder >= cost_msat && (funder.saturating_sub(cost_msat) > reserve_of_funder || fundee > 0)
+        (state.holder.channel_reserve_sat, state.counterparty.channel_reserve_sat)
+    };
+    // BOLT 2: refused when both balances are at or below the reserves.
+    funder >= cost_msat
+        && (funder - cost_msat > reserve_of_funder * 1000 || fundee > reserve_of_fundee * 1000)
 }
 
 /// A commitment as it will be once every pending proposal is committed
@@ -148,16 +150,25 @@ pub fn check_new_htlc(
             limits.htlc_minimum_msat
         ));
     }
+    if amount_msat > state.value_sat() * 1000 {
+        return fail(format!(
+            "HTLC of {amount_msat} msat is above the channel value (the offerer cannot afford it)"
+        ));
+    }
+    // The limits bind the commitment of the side that accepts the HTLC: an
+    // HTLC counts until its removal is in that commitment.
+    let side = if outbound { Side::Remote } else { Side::Local };
     let pending: Vec<u64> = state
         .ledger
         .htlcs
         .iter()
-        .filter(|h| h.outbound == outbound && h.removal.is_none())
+        .filter(|h| h.outbound == outbound && h.removal.as_ref().is_none_or(|r| r.heights.at(side).is_none()))
         .map(|h| h.amount_msat())
         .collect();
     if pending.len() + 1 > usize::from(limits.max_accepted_htlcs) {
         return fail(format!("more than {} HTLCs would be in flight", limits.max_accepted_htlcs));
     }
+    // Amounts are bounded by the channel value, so the sum cannot overflow.
     let in_flight: u64 = pending.iter().sum::<u64>() + amount_msat;
     if in_flight > limits.max_htlc_value_in_flight_msat {
         return fail(format!(
@@ -242,20 +253,31 @@ fn limits_reserve(state: &ChannelSnapshot, outbound: bool) -> u64 {
     }
 }
 
-/// Checks that the funder can pay commitments at `feerate_per_kw` with the
-/// HTLCs pending now (for `update_fee`).
+/// Checks a fee update to `feerate_per_kw` against the HTLCs pending now:
+/// the funder can pay every commitment, and the value a higher fee trims
+/// into dust stays within our exposure limit.
 ///
 /// # Errors
 ///
 /// [`ChannelError::Close`] (for the peer's update) naming the problem; the
 /// caller turns it into `Ignore` for our own.
-pub fn check_fee_affordable(state: &ChannelSnapshot, feerate_per_kw: u32) -> Result<(), ChannelError> {
+pub fn check_fee_update(
+    state: &ChannelSnapshot,
+    config: &ChannelConfig,
+    feerate_per_kw: u32,
+) -> Result<(), ChannelError> {
     for side in [Side::Local, Side::Remote] {
         let p = project(&state.ledger, side);
         let funder = if state.is_funder() { p.ours_msat } else { p.theirs_msat };
         let reserve = limits_reserve(state, state.is_funder());
         if funder < funder_cost_msat(state, side, &p.htlcs, feerate_per_kw) + reserve {
             return close(format!("the funder cannot pay a feerate of {feerate_per_kw} sat/kw"));
+        }
+        let exposure = dust_exposure_msat(state, side, &p.htlcs, feerate_per_kw);
+        if exposure > config.max_dust_htlc_exposure_msat {
+            return close(format!(
+                "a feerate of {feerate_per_kw} sat/kw trims {exposure} msat of HTLCs into dust, above our limit"
+            ));
         }
     }
     Ok(())

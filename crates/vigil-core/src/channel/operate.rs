@@ -12,7 +12,7 @@ use super::commitment::{commitment_index, verify_countersignatures};
 use super::config::{MAX_CLTV_EXPIRY_DELTA, MIN_FEERATE_PER_KW};
 use super::error::{close, ignore};
 use super::ledger::{FeeEntry, Heights, HtlcEntry, Ledger, Outcome, Removal, Side};
-use super::limits::{check_fee_affordable, check_new_htlc};
+use super::limits::{check_fee_update, check_new_htlc};
 use super::state::{LastSent, Phase};
 use super::wire;
 use super::{Channel, ChannelError, ChannelMessage, HtlcSource, UpdateStep};
@@ -407,7 +407,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         if feerate_per_kw < MIN_FEERATE_PER_KW {
             return ignore("the fee rate is below 253 sat/kw");
         }
-        check_fee_affordable(&self.state, feerate_per_kw)
+        check_fee_update(&self.state, &self.config, feerate_per_kw)
             .map_err(|e| ChannelError::Ignore(e.message().into()))?;
         let seq = self.state.ledger.take_seq();
         self.state.ledger.fees.push(FeeEntry { feerate_per_kw, heights: Heights::default(), seq });
@@ -442,7 +442,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
                 return close(format!("update_fee of {rate} sat/kw is unreasonable (estimate {estimate})"));
             }
         }
-        check_fee_affordable(&self.state, rate)?;
+        check_fee_update(&self.state, &self.config, rate)?;
         self.state.ledger.fees.push(FeeEntry { feerate_per_kw: rate, heights: Heights::default(), seq: 0 });
         Ok(())
     }
@@ -575,7 +575,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         };
         self.queue_message(ChannelMessage::RevokeAndAck(raa), Some(id));
         self.send_commitment_inner()?;
-        self.maybe_negotiate_close()?;
+        self.after_commitment_progress()?;
         Ok(())
     }
 
@@ -618,7 +618,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         steps.extend(self.settle());
         self.push_update(steps);
         self.send_commitment_inner()?;
-        self.maybe_negotiate_close()?;
+        self.after_commitment_progress()?;
         Ok(())
     }
 

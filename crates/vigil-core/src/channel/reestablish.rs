@@ -11,7 +11,7 @@
 use lightning::ln::msgs;
 use lightning::sign::ecdsa::EcdsaChannelSigner;
 
-use super::commitment::commitment_index;
+use super::commitment::{commitment_index, INITIAL_COMMITMENT_INDEX};
 use super::error::{close, ignore};
 use super::ledger::Outcome;
 use super::state::{LastSent, Phase};
@@ -73,8 +73,11 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             }
             _ => self.drop_uncommitted_remote_changes(),
         }
+        // Negotiation restarts on reconnection, and a `shutdown` we sent is
+        // sent again (once our updates are signed).
         self.state.shutdown.our_last_fee_sat = None;
         self.state.shutdown.our_fee_range = None;
+        self.state.shutdown.ours_sent = false;
     }
 
     /// The peer is connected again: queues our `channel_reestablish`. Other
@@ -132,6 +135,9 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         if their_next_local == 0 {
             return close("channel_reestablish with next_commitment_number 0");
         }
+        if their_next_local > INITIAL_COMMITMENT_INDEX || their_next_revocation > INITIAL_COMMITMENT_INDEX {
+            return close("channel_reestablish with a commitment number beyond 2^48");
+        }
         // Did the peer see revocations we never sent? Then our state is stale.
         if their_next_revocation > self.state.local_number {
             let claimed = their_next_revocation - 1;
@@ -181,12 +187,8 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             self.queue_channel_ready(next);
         }
         self.retransmit(todo)?;
-        if let Some(script) = self.state.shutdown.ours.clone() {
-            let msg = msgs::Shutdown { channel_id: self.state.channel_id, scriptpubkey: script };
-            self.queue_message(ChannelMessage::Shutdown(msg), None);
-        }
         self.send_commitment_inner()?;
-        self.maybe_negotiate_close()?;
+        self.after_commitment_progress()?;
         Ok(())
     }
 
@@ -265,8 +267,12 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             }
         }
         msgs_by_seq.sort_by_key(|(seq, _)| *seq);
+        // A fulfil reveals a preimage: it waits until every update so far,
+        // the one holding that preimage included, is durable.
+        let latest = self.state.next_update_id - 1;
         for (_, msg) in msgs_by_seq {
-            self.queue_message(msg, None);
+            let after = matches!(msg, ChannelMessage::UpdateFulfillHtlc(_)).then_some(latest);
+            self.queue_message(msg, after);
         }
     }
 

@@ -72,8 +72,13 @@ pub enum LastSent {
 /// Cooperative close progress.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShutdownState {
-    /// The script our closing output pays to, once we sent `shutdown`.
+    /// The script our closing output pays to, once we decided to shut down.
     pub ours: Option<ScriptBuf>,
+    /// Whether our `shutdown` went out on the current connection (it waits
+    /// until none of our updates is left unsigned).
+    pub ours_sent: bool,
+    /// Whether the monitor has been given both scripts.
+    pub scripts_recorded: bool,
     /// The counterparty's, once received.
     pub theirs: Option<ScriptBuf>,
     /// The last fee we proposed in `closing_signed`.
