@@ -16,11 +16,15 @@
 //! calls (`handle_*`) and outputs are returned or polled (`poll_*`), with time
 //! passed in, so that `vigil-sim` can run it deterministically.
 //!
-//! Implemented so far: [`fees`] (BOLT 3 fee, anchor and dust arithmetic) and
+//! Implemented so far: [`fees`] (BOLT 3 fee, anchor and dust arithmetic),
 //! [`channel`] (the BOLT 2 channel state machine, whose durable changes leave
-//! it as monitor updates). The monitor, the chain monitor, the manager and
-//! BOLT 4 failure packets come with issues 4 to 6.
+//! it as monitor updates), [`ser`] (the versioned TLV encoding of everything
+//! persisted), [`monitor`] and [`chain_monitor`]. The manager and BOLT 4
+//! failure packets come with issues 5 and 6.
 #![deny(missing_docs)]
 
+pub mod chain_monitor;
 pub mod channel;
 pub mod fees;
+pub mod monitor;
+pub mod ser;

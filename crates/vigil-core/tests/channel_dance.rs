@@ -5,24 +5,8 @@
 
 mod common;
 
-use common::{OpenOptions, Pair, Who};
+use common::{OpenOptions, Pair, Rng, Who};
 use vigil_core::channel::{ChannelMessage, UpdateStep};
-
-/// A small deterministic generator for interleavings.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 /// Delivers messages in a random interleaving, sometimes signing pending
 /// changes, until nothing moves; then signs until nothing is pending.
@@ -115,7 +99,7 @@ fn many_htlcs_both_ways_in_random_interleavings() {
                 let channel = &mut pair.node(to).channel;
                 match k % 3 {
                     0 | 1 => {
-                        channel.fulfill_htlc(*id, *preimage).expect("fulfill");
+                        channel.fulfill_htlc(*id, *preimage, None).expect("fulfill");
                         let delta = *amount as i128;
                         expected_a += if *from == Who::A { -delta } else { delta };
                     }

@@ -85,7 +85,7 @@ fn a_resent_fulfil_waits_for_its_preimage_to_be_durable() {
     let mut pair = Pair::open(OpenOptions::default());
     let (id, preimage) = pair.pay(Who::A, 2_000_000);
     pair.b.auto_persist = false;
-    pair.b.channel.fulfill_htlc(id, preimage).expect("fulfill");
+    pair.b.channel.fulfill_htlc(id, preimage, None).expect("fulfill");
     pair.pump(Who::B);
     assert!(pair.b.to_peer.is_empty(), "the fulfil waits for its update");
     pair.disconnect();

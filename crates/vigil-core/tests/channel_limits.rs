@@ -8,7 +8,7 @@ use bitcoin::secp256k1::ecdsa::Signature;
 use common::{dummy_onion, OpenOptions, Pair, Who};
 use lightning::ln::msgs;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
-use vigil_core::channel::{ChannelConfig, ChannelError, ChannelMessage, CloseReason, HtlcSource, Phase};
+use vigil_core::channel::{ChannelConfig, ChannelError, ChannelMessage, CloseReason, Phase};
 
 fn ignored(r: Result<(u64, PaymentPreimage), ChannelError>, expect: &str) {
     match r {
@@ -79,7 +79,7 @@ fn expiries_and_dust_exposure_are_checked_on_our_htlcs() {
     let height = pair.chain.height();
     let (_, hash) = pair.new_preimage();
     let add = |pair: &mut Pair, cltv| {
-        pair.a.channel.add_htlc(1_000_000, hash, cltv, dummy_onion(), HtlcSource(vec![]))
+        pair.a.channel.add_htlc(1_000_000, hash, cltv, dummy_onion(), common::test_source())
     };
     assert!(matches!(add(&mut pair, height), Err(ChannelError::Ignore(m)) if m.contains("passed")));
     assert!(matches!(add(&mut pair, height + 5000), Err(ChannelError::Ignore(m)) if m.contains("too far")));
@@ -250,7 +250,7 @@ fn bad_removals_fail_the_channel() {
     let (id, preimage) = pair.add(Who::A, 1_000_000).expect("add");
     pair.settle();
     assert!(
-        matches!(pair.b.channel.fulfill_htlc(id, preimage), Err(ChannelError::Ignore(_))),
+        matches!(pair.b.channel.fulfill_htlc(id, preimage, None), Err(ChannelError::Ignore(_))),
         "not committed"
     );
     assert!(
@@ -328,7 +328,7 @@ fn errors_from_the_peer_close_the_channel() {
     assert!(pair
         .a
         .channel
-        .add_htlc(1, PaymentHash([0; 32]), 200, dummy_onion(), HtlcSource(vec![]))
+        .add_htlc(1, PaymentHash([0; 32]), 200, dummy_onion(), common::test_source())
         .is_err());
     let closed = pair.a.durable_steps().find_map(|s| match s {
         vigil_core::channel::UpdateStep::ChannelClosed { reason, broadcast_holder_commitment } => {

@@ -44,7 +44,7 @@ fn resolve(pair: &mut Pair, preimages: &[(Who, u64, lightning::types::payment::P
                         .iter()
                         .find(|(from, i, _)| *from == Who::A && *i == id)
                         .expect("A's payment");
-                    channel.fulfill_htlc(id, *preimage).expect("fulfill");
+                    channel.fulfill_htlc(id, *preimage, None).expect("fulfill");
                 }
                 Who::A => channel.fail_htlc(id, vec![1; 32]).expect("fail"),
             }

@@ -19,6 +19,7 @@
 //! - `establish`, `operate`, `close`, `reestablish`: the handlers, by phase.
 
 mod close;
+mod codec;
 pub mod commitment;
 pub mod config;
 mod error;
@@ -44,7 +45,9 @@ pub use config::{ChannelConfig, PartyParams};
 pub use error::ChannelError;
 pub use establish::{InboundParams, OutboundParams};
 pub use state::{ChannelSnapshot, Phase};
-pub use update::{CloseReason, CommittedHtlc, HtlcSource, MonitorUpdate, UpdateStep};
+pub use update::{
+    ClaimPart, CloseReason, CommittedHtlc, HtlcFailure, HtlcSource, InboundClaim, MonitorUpdate, UpdateStep,
+};
 
 use commitment::{build_commitment, BuiltCommitment, CommitmentHtlc, CommitmentSpec};
 use error::close;

@@ -15,7 +15,7 @@ use super::ledger::{FeeEntry, Heights, HtlcEntry, Ledger, Outcome, Removal, Side
 use super::limits::{check_fee_update, check_new_htlc};
 use super::state::{LastSent, Phase};
 use super::wire;
-use super::{Channel, ChannelError, ChannelMessage, HtlcSource, UpdateStep};
+use super::{Channel, ChannelError, ChannelMessage, HtlcFailure, HtlcSource, InboundClaim, UpdateStep};
 
 /// Locktimes at or above this are timestamps, which HTLCs cannot use.
 const LOCKTIME_THRESHOLD: u32 = 500_000_000;
@@ -207,13 +207,20 @@ impl<S: EcdsaChannelSigner> Channel<S> {
 
     /// Claims an inbound HTLC with its preimage. The preimage goes to the
     /// monitor first; `update_fulfill_htlc` follows once that is durable.
-    /// Claiming an HTLC already claimed with the same preimage does nothing.
+    /// As the payee, pass the whole `claim` (every part of the payment): the
+    /// monitor keeps it as a deferred restart event. Claiming an HTLC already
+    /// claimed with the same preimage does nothing.
     ///
     /// # Errors
     ///
     /// [`ChannelError::Ignore`] for an unknown HTLC, one not yet irrevocably
     /// committed or already failed, or a preimage that does not match.
-    pub fn fulfill_htlc(&mut self, htlc_id: u64, preimage: PaymentPreimage) -> Result<(), ChannelError> {
+    pub fn fulfill_htlc(
+        &mut self,
+        htlc_id: u64,
+        preimage: PaymentPreimage,
+        claim: Option<InboundClaim>,
+    ) -> Result<(), ChannelError> {
         let h = self.removable(htlc_id)?;
         match &h.removal {
             Some(Removal { outcome: Outcome::Fulfill(p), .. }) if *p == preimage => return Ok(()),
@@ -229,6 +236,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             outbound: false,
             preimage,
             source: None,
+            claim,
         }]);
         if self.live() {
             let msg = msgs::UpdateFulfillHTLC {
@@ -348,6 +356,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             outbound: true,
             preimage: msg.payment_preimage,
             source,
+            claim: None,
         }]);
         Ok(())
     }
@@ -642,6 +651,25 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         for h in std::mem::take(&mut ledger.htlcs) {
             match &h.removal {
                 Some(r) if irrevocable(&r.heights) => {
+                    // A failed HTLC we offered can be failed back upstream now.
+                    let failure = match &r.outcome {
+                        Outcome::Fulfill(_) => None,
+                        Outcome::Fail(reason) => Some(HtlcFailure::Onion(reason.clone())),
+                        Outcome::FailMalformed { failure_code, sha256_of_onion } => {
+                            Some(HtlcFailure::Malformed {
+                                failure_code: *failure_code,
+                                sha256_of_onion: *sha256_of_onion,
+                            })
+                        }
+                    };
+                    if let (true, Some(failure)) = (h.outbound, failure) {
+                        steps.push(UpdateStep::OutboundHtlcFailed {
+                            htlc_id: h.id,
+                            amount_msat: h.amount_msat(),
+                            failure,
+                            source: h.source.clone(),
+                        });
+                    }
                     if matches!(r.outcome, Outcome::Fulfill(_)) {
                         let amount = h.amount_msat();
                         if h.outbound {

@@ -18,10 +18,66 @@ use lightning::types::payment::PaymentPreimage;
 
 use super::state::ChannelSnapshot;
 
-/// Where an HTLC we offered came from, in the manager's own encoding. The
-/// channel stores it and hands it to the monitor; it never interprets it.
+/// Where an HTLC we offered came from. The channel stores it and hands it to
+/// the monitor, which returns it in the HTLC's resolution event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HtlcSource(pub Vec<u8>);
+pub enum HtlcSource {
+    /// We forward it on behalf of an inbound HTLC.
+    Forwarded {
+        /// The inbound channel.
+        incoming_channel_id: ChannelId,
+        /// The inbound HTLC's id.
+        incoming_htlc_id: u64,
+        /// The inbound HTLC's value.
+        incoming_amount_msat: u64,
+    },
+    /// One path of our own payment.
+    Sent {
+        /// The payment.
+        payment_id: [u8; 32],
+        /// The onion's session key, to decrypt failures.
+        session_priv: [u8; 32],
+        /// The route of this path, in the manager's encoding.
+        path: Vec<u8>,
+    },
+}
+
+/// How an HTLC we offered failed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HtlcFailure {
+    /// The peer failed it with an encrypted BOLT 4 error.
+    Onion(Vec<u8>),
+    /// The peer could not parse the onion.
+    Malformed {
+        /// The BOLT 4 failure code.
+        failure_code: u16,
+        /// SHA256 of the onion.
+        sha256_of_onion: [u8; 32],
+    },
+    /// It timed out on chain.
+    OnChainTimeout,
+}
+
+/// One part of a payment we receive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimPart {
+    /// The channel it arrived on.
+    pub channel_id: ChannelId,
+    /// The HTLC id there.
+    pub htlc_id: u64,
+    /// Its value.
+    pub amount_msat: u64,
+}
+
+/// A claim of a payment we receive: every part, so that any one monitor can
+/// re-drive the whole claim after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InboundClaim {
+    /// The payment.
+    pub payment_hash: lightning::types::payment::PaymentHash,
+    /// All its parts, across channels.
+    pub parts: Vec<ClaimPart>,
+}
 
 /// An HTLC as a commitment's output, with the channel's handle for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +162,21 @@ pub enum UpdateStep {
         /// The preimage.
         preimage: PaymentPreimage,
         /// For an HTLC we offered: where it came from.
+        source: Option<HtlcSource>,
+        /// For an HTLC we received as the payee: the whole claim, kept by the
+        /// monitor as a deferred restart event.
+        claim: Option<InboundClaim>,
+    },
+    /// An HTLC we offered was failed and its removal is irrevocably
+    /// committed: it can be failed back upstream.
+    OutboundHtlcFailed {
+        /// The HTLC id.
+        htlc_id: u64,
+        /// Its value.
+        amount_msat: u64,
+        /// How it failed.
+        failure: HtlcFailure,
+        /// Where it came from.
         source: Option<HtlcSource>,
     },
     /// Both sides sent `shutdown`: the scripts a cooperative close pays to.

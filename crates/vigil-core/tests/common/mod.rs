@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod disk;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ use vigil_core::channel::{
     Channel, ChannelConfig, ChannelError, ChannelEvent, ChannelMessage, ChannelOutput, HtlcSource,
     InboundParams, MonitorUpdate, OutboundParams, Phase, UpdateStep,
 };
+use vigil_core::ser::{Decode, Encode};
 
 /// One side of the pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +239,11 @@ fn regtest() -> ChainHash {
     ChainHash::using_genesis_block(Network::Regtest)
 }
 
+/// A source for test HTLCs: a path of payment 0x01...
+pub fn test_source() -> HtlcSource {
+    HtlcSource::Sent { payment_id: [1; 32], session_priv: [2; 32], path: vec![1, 2, 3] }
+}
+
 pub fn dummy_onion() -> OnionPacket {
     let secp = Secp256k1::new();
     let key =
@@ -295,6 +303,9 @@ impl Pair {
     /// Makes the oldest pending update of `who` durable.
     pub fn persist_one(&mut self, who: Who) -> bool {
         let Some(update) = self.node(who).pending.pop_front() else { return false };
+        // Every update the channel produces survives its own encoding.
+        let decoded = MonitorUpdate::from_bytes(&update.to_bytes()).expect("a monitor update decodes");
+        assert_eq!(decoded, update, "a monitor update round-trips through its encoding");
         for step in &update.steps {
             if let UpdateStep::HolderCommitment { commitment, .. } = step {
                 self.check_holder_commitment(who, commitment, &update);
@@ -484,16 +495,20 @@ impl Pair {
     /// `from` offers an HTLC of `amount_msat` (not yet committed). Returns its
     /// id and preimage.
     pub fn add(&mut self, from: Who, amount_msat: u64) -> Result<(u64, PaymentPreimage), ChannelError> {
+        self.add_with_source(from, amount_msat, test_source())
+    }
+
+    /// As [`Pair::add`], with the HTLC's source given.
+    pub fn add_with_source(
+        &mut self,
+        from: Who,
+        amount_msat: u64,
+        source: HtlcSource,
+    ) -> Result<(u64, PaymentPreimage), ChannelError> {
         let (preimage, hash) = self.new_preimage();
         let height = self.chain.height();
         let node = self.node(from);
-        let id = node.channel.add_htlc(
-            amount_msat,
-            hash,
-            height + 40,
-            dummy_onion(),
-            HtlcSource(vec![1, 2, 3]),
-        )?;
+        let id = node.channel.add_htlc(amount_msat, hash, height + 40, dummy_onion(), source)?;
         self.pump(from);
         Ok((id, preimage))
     }
@@ -516,7 +531,7 @@ impl Pair {
     /// The receiver (`to`) claims HTLC `id` with `preimage`, and the pair
     /// settles.
     pub fn claim(&mut self, to: Who, id: u64, preimage: PaymentPreimage) {
-        self.node(to).channel.fulfill_htlc(id, preimage).expect("fulfill_htlc");
+        self.node(to).channel.fulfill_htlc(id, preimage, None).expect("fulfill_htlc");
         self.pump(to);
         self.commit(to);
         self.settle();
@@ -613,31 +628,8 @@ impl Pair {
         commitment: &HolderCommitmentTransaction,
         update: &MonitorUpdate,
     ) {
-        let node = self.node_ref(who);
-        let signer = node.signer();
-        let keys_id = node.keys_id;
-        let secp = Secp256k1::new();
         let params = update.snapshot.params.clone();
-        let our_sig =
-            signer.sign_holder_commitment(&params, commitment, &secp).expect("sign holder commitment");
-        let funding_script = lightning::ln::chan_utils::make_funding_redeemscript(
-            &params.holder_pubkeys.funding_pubkey,
-            &params.counterparty_parameters.as_ref().expect("funded").pubkeys.funding_pubkey,
-        );
-        let der = |s: &bitcoin::secp256k1::ecdsa::Signature| {
-            let mut v = s.serialize_der().to_vec();
-            v.push(1);
-            v
-        };
-        let holder_first = params.holder_pubkeys.funding_pubkey.serialize()
-            < params.counterparty_parameters.as_ref().expect("funded").pubkeys.funding_pubkey.serialize();
-        let (first, second) = if holder_first {
-            (der(&our_sig), der(&commitment.counterparty_sig))
-        } else {
-            (der(&commitment.counterparty_sig), der(&our_sig))
-        };
-        let mut tx = commitment.trust().built_transaction().transaction.clone();
-        tx.input[0].witness = Witness::from_slice(&[Vec::new(), first, second, funding_script.to_bytes()]);
+        let tx = self.sign_holder_commitment(who, commitment, &params);
         // Before the funding is broadcast, check the commitment as a package
         // with it.
         let funding = self.funding.clone().expect("the funding is built before any commitment is signed");
@@ -649,8 +641,63 @@ impl Pair {
         let results = self.chain.test_accept(&package);
         assert!(results.iter().all(Result::is_ok), "{who:?}'s commitment is valid: {results:?}");
         self.checked += 1;
+        for (htlc, htlc_tx) in self.sign_holder_htlc_transactions(who, commitment, update) {
+            let spent = tx.output[htlc.transaction_output_index.expect("nondust") as usize].clone();
+            verify_scripts(&htlc_tx, &[spent])
+                .unwrap_or_else(|e| panic!("{who:?}'s HTLC transaction is valid: {e}"));
+            self.checked += 1;
+        }
+    }
+
+    /// `who`'s holder commitment, fully signed.
+    pub fn sign_holder_commitment(
+        &self,
+        who: Who,
+        commitment: &HolderCommitmentTransaction,
+        params: &ChannelTransactionParameters,
+    ) -> Transaction {
+        let signer = self.node_ref(who).signer();
+        let secp = Secp256k1::new();
+        let our_sig =
+            signer.sign_holder_commitment(params, commitment, &secp).expect("sign holder commitment");
+        let counterparty = &params.counterparty_parameters.as_ref().expect("funded").pubkeys.funding_pubkey;
+        let funding_script = lightning::ln::chan_utils::make_funding_redeemscript(
+            &params.holder_pubkeys.funding_pubkey,
+            counterparty,
+        );
+        let der = |s: &bitcoin::secp256k1::ecdsa::Signature| {
+            let mut v = s.serialize_der().to_vec();
+            v.push(1);
+            v
+        };
+        let holder_first = params.holder_pubkeys.funding_pubkey.serialize() < counterparty.serialize();
+        let (first, second) = if holder_first {
+            (der(&our_sig), der(&commitment.counterparty_sig))
+        } else {
+            (der(&commitment.counterparty_sig), der(&our_sig))
+        };
+        let mut tx = commitment.trust().built_transaction().transaction.clone();
+        tx.input[0].witness = Witness::from_slice(&[Vec::new(), first, second, funding_script.to_bytes()]);
+        tx
+    }
+
+    /// The fully signed HTLC transactions of `who`'s holder commitment made
+    /// by `update`: timeouts for offered HTLCs, successes (with the
+    /// preimage) for received ones.
+    pub fn sign_holder_htlc_transactions(
+        &self,
+        who: Who,
+        commitment: &HolderCommitmentTransaction,
+        update: &MonitorUpdate,
+    ) -> Vec<(lightning::ln::chan_utils::HTLCOutputInCommitment, Transaction)> {
+        let node = self.node_ref(who);
+        let signer = node.signer();
+        let secp = Secp256k1::new();
+        let params = update.snapshot.params.clone();
+        let commitment_txid = commitment.trust().txid();
         let contest_delay = params.counterparty_parameters.as_ref().expect("funded").selected_contest_delay;
         let number = update.snapshot.local_number;
+        let mut txs = Vec::new();
         for (htlc, counterparty_sig) in
             commitment.nondust_htlcs().iter().zip(&commitment.counterparty_htlc_sigs)
         {
@@ -658,10 +705,10 @@ impl Pair {
             let desc = HTLCDescriptor {
                 channel_derivation_parameters: ChannelDerivationParameters {
                     value_satoshis: params.channel_value_satoshis,
-                    keys_id,
+                    keys_id: node.keys_id,
                     transaction_parameters: params.clone(),
                 },
-                commitment_txid: tx.compute_txid(),
+                commitment_txid,
                 per_commitment_number: commitment_index(number),
                 per_commitment_point: commitment.per_commitment_point(),
                 feerate_per_kw: commitment.negotiated_feerate_per_kw(),
@@ -672,11 +719,31 @@ impl Pair {
             let (mut htlc_tx, script) = htlc_transaction(commitment, htlc, contest_delay);
             let sig = signer.sign_holder_htlc_transaction(&htlc_tx, 0, &desc, &secp).expect("sign HTLC tx");
             htlc_tx.input[0].witness = desc.tx_input_witness(&sig, &script);
-            let spent = tx.output[htlc.transaction_output_index.expect("nondust") as usize].clone();
-            verify_scripts(&htlc_tx, &[spent])
-                .unwrap_or_else(|e| panic!("{who:?}'s HTLC transaction is valid: {e}"));
-            self.checked += 1;
+            txs.push((htlc.clone(), htlc_tx));
         }
+        txs
+    }
+
+    /// `who`'s latest durable holder commitment, fully signed, with its
+    /// signed HTLC transactions: what a force-close broadcasts.
+    pub fn force_close_transactions(
+        &self,
+        who: Who,
+    ) -> (Transaction, Vec<(lightning::ln::chan_utils::HTLCOutputInCommitment, Transaction)>) {
+        let (update, commitment) = self
+            .node_ref(who)
+            .durable
+            .iter()
+            .rev()
+            .find_map(|u| {
+                u.steps.iter().find_map(|s| match s {
+                    UpdateStep::HolderCommitment { commitment, .. } => Some((u, commitment)),
+                    _ => None,
+                })
+            })
+            .expect("a funded channel has a holder commitment");
+        let tx = self.sign_holder_commitment(who, commitment, &update.snapshot.params);
+        (tx, self.sign_holder_htlc_transactions(who, commitment, update))
     }
 
     /// The preimage of a hash made by [`Pair::new_preimage`].
@@ -698,5 +765,28 @@ impl Pair {
 
     pub fn chain_source(&self) -> &dyn ChainSource {
         &self.chain
+    }
+}
+
+/// A small deterministic xorshift generator for interleavings and mutations.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// True with the given percent probability.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
     }
 }

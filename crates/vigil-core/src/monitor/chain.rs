@@ -1,0 +1,235 @@
+//! What a monitor learns from blocks: the spend of the funding output, and
+//! the on-chain outcomes of the HTLCs we offered.
+//!
+//! A preimage revealed by any transaction spending an output of the
+//! confirmed commitment is final knowledge: the HTLC is claimed at once. An
+//! HTLC output spent without its preimage (our timeout), or an HTLC absent
+//! from the confirmed commitment, fails only after [`ANTI_REORG_DELAY`]
+//! confirmations, and a reorg before that undoes it. Claiming and sweeping
+//! the outputs is on-chain enforcement's job; here the monitor only reports
+//! outcomes, through the same events as off-chain resolution.
+
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::{OutPoint, Transaction, Txid};
+use lightning::types::payment::{PaymentHash, PaymentPreimage};
+
+use super::{ChannelMonitor, ClosedBy};
+use crate::channel::{CommittedHtlc, HtlcFailure};
+use crate::ser::{Decode, DecodeError, Encode, Reader, Records, TlvWriter};
+
+/// Confirmations after which an on-chain outcome is final.
+pub const ANTI_REORG_DELAY: u32 = 6;
+
+/// The transaction that spent the funding output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundingSpend {
+    /// Its txid.
+    pub txid: Txid,
+    /// The height of its block.
+    pub height: u32,
+}
+
+/// An HTLC we offered that the chain resolved without its preimage, waiting
+/// for [`ANTI_REORG_DELAY`] confirmations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnchainResolution {
+    /// The HTLC.
+    pub htlc_id: u64,
+    /// The height of the block that resolved it.
+    pub height: u32,
+}
+
+impl ChannelMonitor {
+    /// The HTLCs, with their output indexes, of the commitment `txid` if it
+    /// is one we know (holder or unrevoked counterparty).
+    fn commitment_htlcs(&self, txid: Txid) -> Option<Vec<CommittedHtlc>> {
+        if let Some((holder, htlcs)) = &self.holder {
+            if holder.trust().txid() == txid {
+                return Some(htlcs.clone());
+            }
+        }
+        self.counterparty.iter().find(|c| c.txid == txid).map(|c| c.htlcs.clone())
+    }
+
+    /// A preimage of a pending outbound HTLC revealed by `tx`'s witnesses.
+    fn revealed_preimages(&self, tx: &Transaction) -> Vec<(u64, PaymentPreimage)> {
+        let mut found = Vec::new();
+        for input in &tx.input {
+            for item in input.witness.iter().filter(|i| i.len() == 32) {
+                let hash = PaymentHash(sha256::Hash::hash(item).to_byte_array());
+                for h in self.outbound.values().filter(|h| h.payment_hash == hash) {
+                    let preimage = PaymentPreimage(item.try_into().expect("32-byte witness item"));
+                    if !found.iter().any(|(id, _)| *id == h.id) {
+                        found.push((h.id, preimage));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Processes the transactions of the block at `height`. Returns whether
+    /// the monitor changed (its new state must be persisted before the events
+    /// it made are released).
+    pub fn block_connected(&mut self, height: u32, txdata: &[Transaction]) -> bool {
+        let before = (self.events.len(), self.onchain.len(), self.funding_spend.clone(), self.outbound.len());
+        self.best_height = height;
+        let funding = self.params.funding_outpoint.map(|o| o.into_bitcoin_outpoint());
+        for tx in txdata {
+            let txid = tx.compute_txid();
+            if self.funding_spend.is_none() && tx.input.iter().any(|i| Some(i.previous_output) == funding) {
+                self.on_funding_spend(txid, height);
+            }
+            let Some(spend) = self.funding_spend.clone() else { continue };
+            let spent_outputs: Vec<u32> = tx
+                .input
+                .iter()
+                .filter(|i| i.previous_output.txid == spend.txid)
+                .map(|i| i.previous_output.vout)
+                .collect();
+            if spent_outputs.is_empty() {
+                continue;
+            }
+            let revealed = self.revealed_preimages(tx);
+            for (htlc_id, preimage) in &revealed {
+                self.preimages
+                    .insert(PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array()), *preimage);
+                let h = self.outbound.get(htlc_id).cloned().expect("revealed for a pending HTLC");
+                if let Some(source) = h.source {
+                    self.resolve_claimed(h.id, h.amount_msat, *preimage, source, true);
+                }
+            }
+            // Outputs of our HTLCs spent without a preimage: timed out.
+            if let Some(htlcs) = self.commitment_htlcs(spend.txid) {
+                for h in htlcs
+                    .iter()
+                    .filter(|h| h.outbound && h.output_index.is_some_and(|v| spent_outputs.contains(&v)))
+                {
+                    if !revealed.iter().any(|(id, _)| *id == h.id) && self.outbound.contains_key(&h.id) {
+                        self.push_onchain(h.id, height);
+                    }
+                }
+            }
+        }
+        self.finalize_onchain();
+        before != (self.events.len(), self.onchain.len(), self.funding_spend.clone(), self.outbound.len())
+    }
+
+    fn on_funding_spend(&mut self, txid: Txid, height: u32) {
+        self.funding_spend = Some(FundingSpend { txid, height });
+        self.mark_closed(ClosedBy::FundingSpent { txid });
+        // HTLCs we offered that have no output in the confirmed transaction
+        // (trimmed, not yet committed, or a commitment we do not know) are
+        // resolved by its confirmation.
+        let with_output: Vec<u64> = self
+            .commitment_htlcs(txid)
+            .unwrap_or_default()
+            .iter()
+            .filter(|h| h.outbound && h.output_index.is_some())
+            .map(|h| h.id)
+            .collect();
+        let without: Vec<u64> =
+            self.outbound.keys().copied().filter(|id| !with_output.contains(id)).collect();
+        for htlc_id in without {
+            self.push_onchain(htlc_id, height);
+        }
+    }
+
+    /// Starts the anti-reorg wait of an HTLC's on-chain failure, once.
+    fn push_onchain(&mut self, htlc_id: u64, height: u32) {
+        if !self.onchain.iter().any(|r| r.htlc_id == htlc_id) {
+            self.onchain.push(OnchainResolution { htlc_id, height });
+        }
+    }
+
+    /// Fails the HTLCs whose on-chain resolution is final.
+    fn finalize_onchain(&mut self) {
+        let best = self.best_height;
+        let (done, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.onchain)
+            .into_iter()
+            .partition(|r| best + 1 >= r.height + ANTI_REORG_DELAY);
+        self.onchain = pending;
+        for r in done {
+            if let Some(h) = self.outbound.get(&r.htlc_id).cloned() {
+                if let Some(source) = h.source {
+                    self.resolve_failed(h.id, h.amount_msat, HtlcFailure::OnChainTimeout, source);
+                }
+            }
+        }
+    }
+
+    /// The block at `height` left the chain: outcomes it brought that are
+    /// not final yet are undone.
+    pub fn block_disconnected(&mut self, height: u32) -> bool {
+        let before = (self.onchain.len(), self.funding_spend.clone());
+        self.best_height = height.saturating_sub(1);
+        self.onchain.retain(|r| r.height < height);
+        if self.funding_spend.as_ref().is_some_and(|s| s.height >= height) {
+            self.funding_spend = None;
+        }
+        before != (self.onchain.len(), self.funding_spend.clone())
+    }
+
+    /// Whether the monitor can be archived: closed, its funding spent by
+    /// the agreed cooperative closing transaction ([`ANTI_REORG_DELAY`]
+    /// confirmations deep), every HTLC we offered resolved, and every event
+    /// acknowledged.
+    ///
+    /// A channel closed by a commitment transaction is never archivable
+    /// yet: its outputs still have to be claimed, and sweeping them is
+    /// on-chain enforcement's job, which will say when it is done.
+    pub fn is_archivable(&self) -> bool {
+        let cooperative =
+            |s: &FundingSpend| self.closing_tx.as_ref().is_some_and(|tx| tx.compute_txid() == s.txid);
+        self.closed
+            && self
+                .funding_spend
+                .as_ref()
+                .is_some_and(|s| cooperative(s) && self.best_height + 1 >= s.height + ANTI_REORG_DELAY)
+            && self.outbound.is_empty()
+            && self.onchain.is_empty()
+            && self.events.is_empty()
+            && self.deferred.is_empty()
+    }
+
+    /// The funding outpoint.
+    pub fn funding_outpoint(&self) -> Option<OutPoint> {
+        self.params.funding_outpoint.map(|o| o.into_bitcoin_outpoint())
+    }
+}
+
+// FundingSpend: 0 txid, 2 height.
+impl Encode for FundingSpend {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = TlvWriter::new();
+        w.field(0, &self.txid).field(2, &self.height);
+        w.finish(out);
+    }
+}
+
+impl Decode for FundingSpend {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut rec = Records::parse(r)?;
+        let value = FundingSpend { txid: rec.req(0)?, height: rec.req(2)? };
+        rec.finish()?;
+        Ok(value)
+    }
+}
+
+// OnchainResolution: 0 htlc id, 2 height.
+impl Encode for OnchainResolution {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = TlvWriter::new();
+        w.field(0, &self.htlc_id).field(2, &self.height);
+        w.finish(out);
+    }
+}
+
+impl Decode for OnchainResolution {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut rec = Records::parse(r)?;
+        let value = OnchainResolution { htlc_id: rec.req(0)?, height: rec.req(2)? };
+        rec.finish()?;
+        Ok(value)
+    }
+}
