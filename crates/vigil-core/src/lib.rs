@@ -26,5 +26,7 @@
 pub mod chain_monitor;
 pub mod channel;
 pub mod fees;
+pub mod manager;
 pub mod monitor;
+pub mod onion;
 pub mod ser;

@@ -648,3 +648,25 @@ fn mutated_monitor_bytes_never_panic() {
     }
     assert!(refused > 0 && decoded + refused == 3_000, "{decoded} decoded, {refused} refused");
 }
+
+/// Every monitor ever blessed as golden still decodes, and encodes to the
+/// same bytes: a format change must keep old files readable.
+#[test]
+fn every_golden_monitor_still_round_trips() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("the golden directory") {
+        let path = entry.expect("an entry").path();
+        if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("monitor-v")) {
+            continue;
+        }
+        let hex = std::fs::read_to_string(&path).expect("readable");
+        let hex = hex.trim();
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
+        let monitor = ChannelMonitor::deserialize(&bytes).unwrap_or_else(|e| panic!("{path:?} decodes: {e}"));
+        assert_eq!(monitor.serialize(), bytes, "{path:?} encodes to the same bytes");
+        seen += 1;
+    }
+    assert!(seen >= 2, "both golden monitors were checked");
+}

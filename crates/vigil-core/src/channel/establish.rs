@@ -607,9 +607,16 @@ impl<S: EcdsaChannelSigner> Channel<S> {
     /// sends `channel_ready`.
     pub fn funding_confirmed(&mut self, height: u32, tx_index: u32) {
         let Some(outpoint) = self.state.params.funding_outpoint else { return };
+        let scid = (u64::from(height) << 40) | (u64::from(tx_index) << 16) | u64::from(outpoint.index);
+        if self.state.funding_confirmed_height == Some(height) && self.state.short_channel_id == Some(scid) {
+            return self.check_funding_depth();
+        }
         self.state.funding_confirmed_height = Some(height);
-        self.state.short_channel_id =
-            Some((u64::from(height) << 40) | (u64::from(tx_index) << 16) | u64::from(outpoint.index));
+        self.state.short_channel_id = Some(scid);
+        if self.state.phase == Phase::Funded {
+            // Durable, so a restart knows the channel's depth and id.
+            self.push_update(Vec::new());
+        }
         self.check_funding_depth();
     }
 
@@ -629,6 +636,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         }
         let Ok(next) = self.holder_point(1) else { return };
         self.state.channel_ready_sent = true;
+        self.push_update(Vec::new());
         if self.connected && !self.awaiting_reestablish {
             self.queue_channel_ready(next);
         }
@@ -677,6 +685,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             self.state.remember_counterparty_point(1, msg.next_per_commitment_point);
         }
         self.state.channel_ready_received = true;
+        self.push_update(Vec::new());
         self.maybe_report_ready();
         Ok(())
     }

@@ -282,3 +282,28 @@ pub fn check_fee_update(
     }
     Ok(())
 }
+
+/// The largest HTLC we could offer now under every limit (0 if none fits).
+/// A bisection over [`check_new_htlc`]; near the dust limit the answer is
+/// conservative.
+pub fn max_outbound_htlc_msat(state: &ChannelSnapshot, config: &ChannelConfig) -> u64 {
+    let ok = |amount: u64| check_new_htlc(state, config, true, amount).is_ok();
+    let mut hi = project(&state.ledger, Side::Local).ours_msat;
+    if ok(hi) {
+        return hi;
+    }
+    let mut lo = 0;
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if ok(lo) {
+        lo
+    } else {
+        0
+    }
+}

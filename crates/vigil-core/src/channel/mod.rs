@@ -250,6 +250,12 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             && !self.state.shutdown.started()
     }
 
+    /// Whether the peer is connected and the channel reestablished (the
+    /// channel may still be unusable: not ready, or closing).
+    pub fn is_live(&self) -> bool {
+        self.connected && !self.awaiting_reestablish
+    }
+
     /// Our balance in the current local commitment, HTLCs excluded.
     pub fn balance_msat(&self) -> u64 {
         self.state.ledger.view(Side::Local, self.state.local_number).ours_msat

@@ -12,7 +12,7 @@ use super::commitment::{commitment_index, verify_countersignatures};
 use super::config::{MAX_CLTV_EXPIRY_DELTA, MIN_FEERATE_PER_KW};
 use super::error::{close, ignore};
 use super::ledger::{FeeEntry, Heights, HtlcEntry, Ledger, Outcome, Removal, Side};
-use super::limits::{check_fee_update, check_new_htlc};
+use super::limits::{check_fee_update, check_new_htlc, max_outbound_htlc_msat};
 use super::state::{LastSent, Phase};
 use super::wire;
 use super::{Channel, ChannelError, ChannelMessage, HtlcFailure, HtlcSource, InboundClaim, UpdateStep};
@@ -84,6 +84,20 @@ impl<S: EcdsaChannelSigner> Channel<S> {
             return close("channel update before the channel is funded");
         }
         Ok(())
+    }
+
+    /// The largest HTLC we could offer now (0 when the channel cannot take
+    /// one).
+    pub fn next_outbound_htlc_limit_msat(&self) -> u64 {
+        if !self.is_usable() {
+            return 0;
+        }
+        max_outbound_htlc_msat(&self.state, &self.config)
+    }
+
+    /// The smallest HTLC the peer accepts.
+    pub fn next_outbound_htlc_minimum_msat(&self) -> u64 {
+        self.state.counterparty.htlc_minimum_msat.max(1)
     }
 
     /// Offers an HTLC to the peer. `source` is the manager's record of where
@@ -188,8 +202,14 @@ impl<S: EcdsaChannelSigner> Channel<S> {
 
     /// An inbound HTLC that can be removed now: irrevocably committed and
     /// not yet removed.
+    ///
+    /// Allowed while disconnected or waiting for the peer's
+    /// `channel_reestablish`: the removal is then sent by the
+    /// retransmission that follows reestablishment.
     fn removable(&self, htlc_id: u64) -> Result<&HtlcEntry, ChannelError> {
-        self.check_funded()?;
+        if self.state.phase != Phase::Funded {
+            return ignore("the channel is not open");
+        }
         let Some(h) = self.state.ledger.htlc(false, htlc_id) else {
             return ignore(format!("no inbound HTLC {htlc_id}"));
         };

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod disk;
+pub mod net;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
