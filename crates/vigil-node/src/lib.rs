@@ -1,11 +1,21 @@
 //! The Vigil node runtime.
 //!
-//! This crate will own everything that runs a `vigil-core` node in a real
-//! process (`DESIGN.md` §2 and §6): the `Builder` and `Node` API (start, stop,
-//! channels, payments, events), tokio and the `PeerManager` wiring, background
-//! tasks (chain sync, timer ticks, reconnection, persistence completions), the
-//! payment store and, later, the LSPS2 glue and durable splice intents.
+//! This crate runs a `vigil-core` node in a real process (`DESIGN.md` §2 and
+//! §6):
 //!
-//! Nothing is implemented here yet. Today `vigild` wires the embedded chain and
-//! the on-chain wallet itself; that wiring moves here with issue 8.
+//! - [`runtime`]: carries out what the sans-IO `ChannelManager` asks for
+//!   (store writes, broadcasts, messages) and reports back;
+//! - [`wire`]: LDK's `ChannelMessageHandler` as a thin adapter over the
+//!   core, behind LDK's `PeerManager`;
+//! - [`node`]: `Node`, the manager on a store and a chain, over TCP with
+//!   `lightning-net-tokio`, restarted by replay from the store.
+//!
+//! Still to come (issue 8): the `Builder`, background tasks, the wallet
+//! wiring, the HTTP API.
 #![deny(missing_docs)]
+
+pub mod node;
+pub mod runtime;
+pub mod wire;
+
+pub use node::{Node, NodeError, VigilPeerManager};

@@ -127,7 +127,8 @@ impl Default for ManagerConfig {
             channel: ChannelConfig::default(),
             chain_monitor: ChainMonitorConfig::default(),
             forwarding: ForwardingPolicy::default(),
-            min_final_cltv_expiry_delta: 24,
+            // LDK's peel refuses a final HTLC within 40 blocks of expiry.
+            min_final_cltv_expiry_delta: 48,
             mpp_timeout_ticks: 3,
             forward_wait_ticks: 2,
             max_payment_attempts: 5,
@@ -270,7 +271,7 @@ pub struct ChannelManager {
     receive: receive::Receiver,
     send: send::Sender,
     /// The public network, fed by gossip (our own channels are first hops).
-    graph: NetworkGraph<&'static NoLog>,
+    graph: std::sync::Arc<NetworkGraph<&'static NoLog>>,
     /// Acknowledgements and records to flush after this round.
     dirty: bool,
 }
@@ -327,7 +328,7 @@ impl ChannelManager {
             events: EventQueue::default(),
             waiting: Vec::new(),
             parked: Vec::new(),
-            graph: NetworkGraph::new(network, &GRAPH_LOG),
+            graph: std::sync::Arc::new(NetworkGraph::new(network, &GRAPH_LOG)),
             dirty: false,
         }
     }
@@ -749,8 +750,7 @@ impl ChannelManager {
     /// the monitors (written with the next persistence), so it never
     /// reappears. Returns whether the id was known.
     pub fn event_handled(&mut self, id: EventId) -> bool {
-        let Some((event, actions)) = self.events.handled(id) else { return false };
-        let _ = event;
+        let Some((_, actions)) = self.events.handled(id) else { return false };
         self.run_actions(actions);
         self.process();
         true
@@ -937,6 +937,7 @@ impl ChannelManager {
                     self.chain_monitor.ack(&channel_id, &ids);
                 }
                 AckAction::PaymentSeen(payment_id) => {
+                    self.send.outcome_handled(payment_id);
                     let expanded = self.payment_seen_actions(payment_id);
                     self.run_actions(expanded);
                 }
@@ -953,9 +954,10 @@ impl ChannelManager {
         self.process();
     }
 
-    /// The network graph, for the node to feed gossip into.
-    pub fn network_graph(&self) -> &NetworkGraph<&'static NoLog> {
-        &self.graph
+    /// The network graph, for the node to feed gossip into (LDK's
+    /// `P2PGossipSync` over it).
+    pub fn network_graph(&self) -> std::sync::Arc<NetworkGraph<&'static NoLog>> {
+        self.graph.clone()
     }
 
     /// Claims a payment announced by [`Event::PaymentClaimable`]. Every part

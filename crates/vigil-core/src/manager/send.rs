@@ -98,6 +98,9 @@ struct RunState {
     claimed_delivered: u64,
     sent_emitted: bool,
     failed_emitted: bool,
+    /// The user handled `PaymentSent`/`PaymentFailed` in this run: late path
+    /// events are recorded as seen and acknowledged at once.
+    outcome_handled: bool,
 }
 
 /// The sending side of the manager.
@@ -143,6 +146,10 @@ impl Sender {
             self.ready.push((payment_id, route));
         }
         self.emit_after_record.remove(&payment_id).unwrap_or_default()
+    }
+
+    pub(crate) fn outcome_handled(&mut self, payment_id: PaymentId) {
+        self.run.entry(payment_id).or_default().outcome_handled = true;
     }
 
     /// Every payment record.
@@ -485,12 +492,19 @@ impl ChannelManager {
         amount_msat.saturating_sub(in_flight + claimed)
     }
 
-    /// Whether `channel_id`'s monitor records that the user saw the
-    /// payment's outcome.
-    fn payment_seen(&self, channel_id: &ChannelId, payment_id: PaymentId) -> bool {
-        self.chain_monitor
-            .monitor(channel_id)
-            .is_some_and(|m| m.has_record(&ResolutionRecord::PaymentSeen(payment_id.0)))
+    /// Whether the user saw the payment's outcome: recorded in
+    /// `channel_id`'s monitor, or handled in this run (then recorded there
+    /// now, so a late path event is settled like the others).
+    fn payment_seen(&mut self, channel_id: &ChannelId, payment_id: PaymentId) -> bool {
+        let record = ResolutionRecord::PaymentSeen(payment_id.0);
+        if self.chain_monitor.monitor(channel_id).is_some_and(|m| m.has_record(&record)) {
+            return true;
+        }
+        if self.send.run.get(&payment_id).is_some_and(|r| r.outcome_handled) {
+            self.chain_monitor.record(channel_id, record);
+            return true;
+        }
+        false
     }
 
     pub(super) fn path_claimed(

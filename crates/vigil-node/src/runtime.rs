@@ -1,0 +1,236 @@
+//! The runtime around a sans-IO `ChannelManager`: it carries out what the
+//! manager asks for (writes to the store, broadcasts, messages to peers)
+//! and reports back, so the core never touches IO itself.
+//!
+//! Writes are made synchronously here: each `PersistRequest` is one atomic
+//! store batch, reported complete as soon as the store returns. A write that
+//! fails is kept and tried again at the next drive; nothing that depends on
+//! it leaves the node meanwhile (I1).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bitcoin::secp256k1::PublicKey;
+use lightning::ln::msgs::{CommitmentUpdate, ErrorAction, MessageSendEvent};
+use lightning::ln::types::ChannelId;
+use vigil_chain::ChainSource;
+use vigil_core::chain_monitor::{PersistRequest, StoreOp};
+use vigil_core::channel::ChannelMessage;
+use vigil_core::manager::{ChannelManager, RecordWrite};
+use vigil_store::{Batch, KvStore};
+
+/// A manager with its store and chain.
+pub struct Runtime {
+    /// The manager.
+    pub manager: ChannelManager,
+    store: Arc<dyn KvStore + Send + Sync>,
+    chain: Arc<dyn ChainSource + Send + Sync>,
+    /// Messages for LDK's `PeerManager`, in order.
+    outbound: Vec<MessageSendEvent>,
+    /// Writes the store refused, to try again.
+    failed_persists: VecDeque<PersistRequest>,
+    failed_records: VecDeque<RecordWrite>,
+    /// The last store or broadcast error, for the operator.
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("manager", &self.manager).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime over `manager`.
+    pub fn new(
+        manager: ChannelManager,
+        store: Arc<dyn KvStore + Send + Sync>,
+        chain: Arc<dyn ChainSource + Send + Sync>,
+    ) -> Self {
+        Self {
+            manager,
+            store,
+            chain,
+            outbound: Vec::new(),
+            failed_persists: VecDeque::new(),
+            failed_records: VecDeque::new(),
+            last_error: None,
+        }
+    }
+
+    fn persist(&mut self, request: PersistRequest) {
+        let mut batch = Batch::new();
+        for op in &request.ops {
+            match op {
+                StoreOp::Write { namespace, key, value } => batch.write(namespace, key, value.clone()),
+                StoreOp::Remove { namespace, key } => batch.remove(namespace, key),
+            };
+        }
+        match self.store.write_batch(&batch) {
+            Ok(()) => {
+                if let Err(e) = self.manager.persist_completed(request.channel_id, request.seq) {
+                    self.last_error = Some(format!("persistence completion refused: {e}"));
+                }
+            }
+            Err(e) => {
+                self.last_error = Some(format!("monitor write failed (will retry): {e}"));
+                self.failed_persists.push_back(request);
+            }
+        }
+    }
+
+    fn persist_in_order(&mut self, request: PersistRequest) {
+        if self.failed_persists.is_empty() {
+            self.persist(request);
+        } else {
+            self.failed_persists.push_back(request);
+        }
+    }
+
+    fn write_record(&mut self, write: RecordWrite) -> bool {
+        match self.store.write(write.namespace, &write.key, &write.value) {
+            Ok(()) => {
+                self.manager.record_persisted(write.payment_id);
+                true
+            }
+            Err(e) => {
+                self.last_error = Some(format!("payment record write failed (will retry): {e}"));
+                self.failed_records.push_back(write);
+                false
+            }
+        }
+    }
+
+    /// Carries out everything the manager asked for, until it asks for
+    /// nothing more.
+    pub fn drive(&mut self) {
+        // Earlier failures first: a channel's writes complete in order, so
+        // once one fails, the rest wait behind it.
+        let retry: Vec<PersistRequest> = self.failed_persists.drain(..).collect();
+        for request in retry {
+            self.persist_in_order(request);
+        }
+        let records: Vec<RecordWrite> = self.failed_records.drain(..).collect();
+        for write in records {
+            self.write_record(write);
+        }
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(request) = self.manager.poll_persist() {
+                moved = true;
+                self.persist_in_order(request);
+            }
+            while let Some(write) = self.manager.poll_record_write() {
+                moved = true;
+                self.write_record(write);
+            }
+            while let Some(tx) = self.manager.poll_broadcast() {
+                moved = true;
+                if let Err(e) = self.chain.broadcast(&tx) {
+                    self.last_error = Some(format!("broadcast of {} failed: {e}", tx.compute_txid()));
+                }
+            }
+            let mut messages = Vec::new();
+            while let Some(m) = self.manager.poll_message() {
+                messages.push(m);
+            }
+            if !messages.is_empty() {
+                moved = true;
+                self.outbound.extend(to_send_events(messages));
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// Queues a message for the peer manager that does not come from the
+    /// manager (a warning about an unsupported message).
+    pub fn push_outbound(&mut self, event: MessageSendEvent) {
+        self.outbound.push(event);
+    }
+
+    /// The messages for the peer manager.
+    pub fn take_outbound(&mut self) -> Vec<MessageSendEvent> {
+        std::mem::take(&mut self.outbound)
+    }
+}
+
+/// Turns the manager's messages into LDK's send events, in order. HTLC
+/// updates followed by a `commitment_signed` of the same channel travel as
+/// one `UpdateHTLCs`.
+fn to_send_events(messages: Vec<(PublicKey, ChannelMessage)>) -> Vec<MessageSendEvent> {
+    let mut out = Vec::new();
+    let mut group: Option<(PublicKey, ChannelId, CommitmentUpdate)> = None;
+    let flush = |group: &mut Option<(PublicKey, ChannelId, CommitmentUpdate)>, out: &mut Vec<MessageSendEvent>| {
+        if let Some((node_id, channel_id, updates)) = group.take() {
+            out.push(MessageSendEvent::UpdateHTLCs { node_id, channel_id, updates });
+        }
+    };
+    for (node_id, message) in messages {
+        let channel_id = match &message {
+            ChannelMessage::UpdateAddHtlc(m) => Some(m.channel_id),
+            ChannelMessage::UpdateFulfillHtlc(m) => Some(m.channel_id),
+            ChannelMessage::UpdateFailHtlc(m) => Some(m.channel_id),
+            ChannelMessage::UpdateFailMalformedHtlc(m) => Some(m.channel_id),
+            ChannelMessage::UpdateFee(m) => Some(m.channel_id),
+            ChannelMessage::CommitmentSigned(m) => Some(m.channel_id),
+            _ => None,
+        };
+        if let Some(channel_id) = channel_id {
+            if group.as_ref().is_some_and(|(n, c, _)| *n != node_id || *c != channel_id) {
+                flush(&mut group, &mut out);
+            }
+            let (_, _, updates) = group.get_or_insert_with(|| {
+                (
+                    node_id,
+                    channel_id,
+                    CommitmentUpdate {
+                        update_add_htlcs: Vec::new(),
+                        update_fulfill_htlcs: Vec::new(),
+                        update_fail_htlcs: Vec::new(),
+                        update_fail_malformed_htlcs: Vec::new(),
+                        update_fee: None,
+                        commitment_signed: Vec::new(),
+                    },
+                )
+            });
+            let done = matches!(message, ChannelMessage::CommitmentSigned(_));
+            match message {
+                ChannelMessage::UpdateAddHtlc(m) => updates.update_add_htlcs.push(m),
+                ChannelMessage::UpdateFulfillHtlc(m) => updates.update_fulfill_htlcs.push(m),
+                ChannelMessage::UpdateFailHtlc(m) => updates.update_fail_htlcs.push(m),
+                ChannelMessage::UpdateFailMalformedHtlc(m) => updates.update_fail_malformed_htlcs.push(m),
+                ChannelMessage::UpdateFee(m) => updates.update_fee = Some(m),
+                ChannelMessage::CommitmentSigned(m) => updates.commitment_signed.push(m),
+                _ => unreachable!("only update messages have a channel id here"),
+            }
+            if done {
+                flush(&mut group, &mut out);
+            }
+            continue;
+        }
+        flush(&mut group, &mut out);
+        out.push(match message {
+            ChannelMessage::OpenChannel(msg) => MessageSendEvent::SendOpenChannel { node_id, msg },
+            ChannelMessage::AcceptChannel(msg) => MessageSendEvent::SendAcceptChannel { node_id, msg },
+            ChannelMessage::FundingCreated(msg) => MessageSendEvent::SendFundingCreated { node_id, msg },
+            ChannelMessage::FundingSigned(msg) => MessageSendEvent::SendFundingSigned { node_id, msg },
+            ChannelMessage::ChannelReady(msg) => MessageSendEvent::SendChannelReady { node_id, msg },
+            ChannelMessage::RevokeAndAck(msg) => MessageSendEvent::SendRevokeAndACK { node_id, msg },
+            ChannelMessage::Shutdown(msg) => MessageSendEvent::SendShutdown { node_id, msg },
+            ChannelMessage::ClosingSigned(msg) => MessageSendEvent::SendClosingSigned { node_id, msg },
+            ChannelMessage::ChannelReestablish(msg) => MessageSendEvent::SendChannelReestablish { node_id, msg },
+            ChannelMessage::Error(msg) => {
+                MessageSendEvent::HandleError { node_id, action: ErrorAction::SendErrorMessage { msg } }
+            }
+            ChannelMessage::Warning(msg) => MessageSendEvent::HandleError {
+                node_id,
+                action: ErrorAction::SendWarningMessage { msg, log_level: lightning::util::logger::Level::Warn },
+            },
+            _ => unreachable!("update messages are grouped above"),
+        });
+    }
+    flush(&mut group, &mut out);
+    out
+}
