@@ -90,6 +90,7 @@ pub struct Node {
     store: Arc<dyn KvStore + Send + Sync>,
     follower: Mutex<ChainFollower>,
     node_id: PublicKey,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -139,11 +140,14 @@ impl Node {
         let manager = if monitors.is_empty() {
             ChannelManager::new(config.clone(), keys(), position.height, t.as_secs())
         } else {
-            let (cm, _torn) = ChainMonitor::load(config.chain_monitor.clone(), monitors).map_err(NodeError::Load)?;
+            let (cm, _torn) =
+                ChainMonitor::load(config.chain_monitor.clone(), monitors).map_err(NodeError::Load)?;
             let records = store
                 .read_namespace(PAYMENTS_NAMESPACE)?
                 .into_iter()
-                .map(|(k, v)| PaymentRecord::from_bytes(&v).map_err(|e| NodeError::Record(format!("{k}: {e}"))))
+                .map(|(k, v)| {
+                    PaymentRecord::from_bytes(&v).map_err(|e| NodeError::Record(format!("{k}: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             ChannelManager::from_monitors(config.clone(), keys(), cm, records, position.height, t.as_secs())
         };
@@ -174,6 +178,7 @@ impl Node {
             store,
             follower: Mutex::new(ChainFollower::new(position)),
             node_id,
+            listener: Mutex::new(None),
         };
         node.runtime().drive();
         Ok(node)
@@ -218,10 +223,11 @@ impl Node {
     ///
     /// [`NodeError::Network`] if the address cannot be bound.
     pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, NodeError> {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| NodeError::Network(e.to_string()))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| NodeError::Network(e.to_string()))?;
         let bound = listener.local_addr().map_err(|e| NodeError::Network(e.to_string()))?;
         let pm = self.peer_manager.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let pm = pm.clone();
                 if let Ok(stream) = stream.into_std() {
@@ -229,6 +235,9 @@ impl Node {
                 }
             }
         });
+        if let Some(old) = self.listener.lock().unwrap_or_else(|e| e.into_inner()).replace(task) {
+            old.abort();
+        }
         Ok(bound)
     }
 
@@ -243,6 +252,16 @@ impl Node {
             .ok_or_else(|| NodeError::Network(format!("could not connect to {node_id}@{addr}")))?;
         tokio::spawn(fut);
         Ok(())
+    }
+
+    /// Stops the node: no more connections are accepted and every peer is
+    /// disconnected. Nothing needs flushing: every write was made before
+    /// the call that asked for it returned.
+    pub fn stop(&self) {
+        if let Some(task) = self.listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        self.peer_manager.disconnect_all_peers();
     }
 
     /// Whether `node_id` is connected (its `init` was exchanged).

@@ -162,7 +162,8 @@ impl Runtime {
 fn to_send_events(messages: Vec<(PublicKey, ChannelMessage)>) -> Vec<MessageSendEvent> {
     let mut out = Vec::new();
     let mut group: Option<(PublicKey, ChannelId, CommitmentUpdate)> = None;
-    let flush = |group: &mut Option<(PublicKey, ChannelId, CommitmentUpdate)>, out: &mut Vec<MessageSendEvent>| {
+    let flush = |group: &mut Option<(PublicKey, ChannelId, CommitmentUpdate)>,
+                 out: &mut Vec<MessageSendEvent>| {
         if let Some((node_id, channel_id, updates)) = group.take() {
             out.push(MessageSendEvent::UpdateHTLCs { node_id, channel_id, updates });
         }
@@ -220,13 +221,18 @@ fn to_send_events(messages: Vec<(PublicKey, ChannelMessage)>) -> Vec<MessageSend
             ChannelMessage::RevokeAndAck(msg) => MessageSendEvent::SendRevokeAndACK { node_id, msg },
             ChannelMessage::Shutdown(msg) => MessageSendEvent::SendShutdown { node_id, msg },
             ChannelMessage::ClosingSigned(msg) => MessageSendEvent::SendClosingSigned { node_id, msg },
-            ChannelMessage::ChannelReestablish(msg) => MessageSendEvent::SendChannelReestablish { node_id, msg },
+            ChannelMessage::ChannelReestablish(msg) => {
+                MessageSendEvent::SendChannelReestablish { node_id, msg }
+            }
             ChannelMessage::Error(msg) => {
                 MessageSendEvent::HandleError { node_id, action: ErrorAction::SendErrorMessage { msg } }
             }
             ChannelMessage::Warning(msg) => MessageSendEvent::HandleError {
                 node_id,
-                action: ErrorAction::SendWarningMessage { msg, log_level: lightning::util::logger::Level::Warn },
+                action: ErrorAction::SendWarningMessage {
+                    msg,
+                    log_level: lightning::util::logger::Level::Warn,
+                },
             },
             _ => unreachable!("update messages are grouped above"),
         });

@@ -73,7 +73,10 @@ impl WireHandler {
         let msg = msgs::WarningMessage { channel_id, data: format!("{what} is not supported") };
         rt.push_outbound(MessageSendEvent::HandleError {
             node_id: from,
-            action: msgs::ErrorAction::SendWarningMessage { msg, log_level: lightning::util::logger::Level::Warn },
+            action: msgs::ErrorAction::SendWarningMessage {
+                msg,
+                log_level: lightning::util::logger::Level::Warn,
+            },
         });
     }
 }
@@ -203,7 +206,11 @@ impl ChannelMessageHandler for WireHandler {
     fn handle_update_fail_htlc(&self, their_node_id: PublicKey, msg: &msgs::UpdateFailHTLC) {
         self.deliver(their_node_id, ChannelMessage::UpdateFailHtlc(msg.clone()));
     }
-    fn handle_update_fail_malformed_htlc(&self, their_node_id: PublicKey, msg: &msgs::UpdateFailMalformedHTLC) {
+    fn handle_update_fail_malformed_htlc(
+        &self,
+        their_node_id: PublicKey,
+        msg: &msgs::UpdateFailMalformedHTLC,
+    ) {
         self.deliver(their_node_id, ChannelMessage::UpdateFailMalformedHtlc(msg.clone()));
     }
     fn handle_commitment_signed(&self, their_node_id: PublicKey, msg: &msgs::CommitmentSigned) {

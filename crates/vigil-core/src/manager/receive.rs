@@ -249,3 +249,45 @@ impl Receiver {
         self.claimable.remove(payment_hash).map(|c| c.parts).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::MonitorEventId;
+
+    fn part(htlc_id: u64, amount_msat: u64) -> Part {
+        Part { channel_id: ChannelId([1; 32]), htlc_id, amount_msat, event_id: MonitorEventId(htlc_id) }
+    }
+
+    #[test]
+    fn parts_gather_until_the_total_and_incomplete_sets_expire() {
+        let mut r = Receiver::default();
+        let mut events = EventQueue::default();
+        let hash = PaymentHash([2; 32]);
+        let purpose = PaymentPurpose::Invoice { preimage: PaymentPreimage([3; 32]) };
+        assert_eq!(r.add_part(hash, part(0, 400), 1000, purpose.clone(), 0, &mut events), PartOutcome::Held);
+        assert!(events.next().is_none(), "not complete yet");
+        // A part that disagrees on the total is refused.
+        assert_eq!(r.add_part(hash, part(1, 100), 999, purpose.clone(), 0, &mut events), PartOutcome::Reject);
+        // Not expired before the timeout, expired at it.
+        assert!(r.expire(2, 3).is_empty());
+        let expired = r.expire(3, 3);
+        assert_eq!(expired, vec![part(0, 400)]);
+        assert!(r.claimable.is_empty());
+        // A complete set is announced once and never expires.
+        r.add_part(hash, part(2, 600), 1000, purpose.clone(), 5, &mut events);
+        r.add_part(hash, part(3, 400), 1000, purpose.clone(), 5, &mut events);
+        r.add_part(hash, part(3, 400), 1000, purpose, 5, &mut events);
+        let (_, event) = events.next().expect("announced");
+        assert_eq!(
+            event,
+            Event::PaymentClaimable {
+                payment_hash: hash,
+                amount_msat: 1000,
+                purpose: PaymentPurpose::Invoice { preimage: PaymentPreimage([3; 32]) }
+            }
+        );
+        assert!(events.next().is_none(), "announced once");
+        assert!(r.expire(100, 3).is_empty());
+    }
+}

@@ -285,11 +285,61 @@ impl ChannelManager {
             return Err(PayError::DuplicatePayment(record.payment_id));
         }
         let route = self.route_for(&record, record.amount_msat, &[])?;
+        self.start_with_route(record, route);
+        Ok(())
+    }
+
+    /// Pays over a route chosen by the caller (every path must start on
+    /// one of our usable channels). `payment_secret` is the payee's, when it
+    /// has one. Retries, if a path fails, use routes of our own.
+    ///
+    /// # Errors
+    ///
+    /// [`PayError::DuplicatePayment`], or [`PayError::NoRoute`] for an empty
+    /// route or one whose first hop is not a channel of ours.
+    pub fn send_payment_with_route(
+        &mut self,
+        route: Route,
+        payment_hash: PaymentHash,
+        payment_secret: Option<PaymentSecret>,
+        payment_id: PaymentId,
+    ) -> Result<(), PayError> {
+        if self.send.records.contains_key(&payment_id) {
+            return Err(PayError::DuplicatePayment(payment_id));
+        }
+        let (Some(first), Some(last)) = (
+            route.paths.first().and_then(|p| p.hops.first()),
+            route.paths.first().and_then(|p| p.hops.last()),
+        ) else {
+            return Err(PayError::NoRoute("the route is empty".into()));
+        };
+        if route.paths.iter().any(|p| p.hops.first().and_then(|h| self.first_hop_channel(h)).is_none()) {
+            return Err(PayError::NoRoute(format!(
+                "no usable channel of ours to {} on the route",
+                first.pubkey
+            )));
+        }
+        let record = PaymentRecord {
+            payment_id,
+            payment_hash,
+            amount_msat: route.paths.iter().map(Path::final_value_msat).sum(),
+            payee: last.pubkey,
+            payment_secret: payment_secret.map(|s| s.0),
+            keysend_preimage: None,
+            final_cltv_expiry_delta: last.cltv_expiry_delta,
+            invoice: None,
+            created_at_secs: self.now_secs,
+            status: PaymentStatus::Pending,
+        };
+        self.start_with_route(record, route);
+        Ok(())
+    }
+
+    fn start_with_route(&mut self, record: PaymentRecord, route: Route) {
         let payment_id = record.payment_id;
         self.send.run.entry(payment_id).or_default().attempts = 1;
         self.send.awaiting_record.insert(payment_id, route);
         self.send.write(record);
-        Ok(())
     }
 
     /// Every payment we sent, from the records.

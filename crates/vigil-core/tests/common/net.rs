@@ -124,6 +124,9 @@ pub struct Net {
     pub now_secs: u64,
     links: BTreeSet<(usize, usize)>,
     miner: TestKey,
+    /// When set, the next `update_add_htlc` delivered has one bit of its
+    /// onion flipped (a corrupted onion).
+    pub corrupt_next_onion: bool,
 }
 
 fn link(a: usize, b: usize) -> (usize, usize) {
@@ -175,7 +178,7 @@ impl Net {
                 }
             })
             .collect();
-        Net { nodes, chain, clock, now_secs, links: BTreeSet::new(), miner }
+        Net { nodes, chain, clock, now_secs, links: BTreeSet::new(), miner, corrupt_next_onion: false }
     }
 
     pub fn id(&self, i: usize) -> PublicKey {
@@ -247,6 +250,12 @@ impl Net {
             let Some(j) = self.nodes.iter().position(|n| n.id() == to) else { continue };
             if !self.links.contains(&link(i, j)) {
                 continue;
+            }
+            let mut msg = msg;
+            if let ChannelMessage::UpdateAddHtlc(add) = &mut msg {
+                if std::mem::take(&mut self.corrupt_next_onion) {
+                    add.onion_routing_packet.hop_data[0] ^= 1;
+                }
             }
             if let Err(e) = self.nodes[j].manager.handle_message(from, msg.clone()) {
                 self.nodes[j].errors.push(format!("{e} ({})", msg_name(&msg)));

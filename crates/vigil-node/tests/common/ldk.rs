@@ -9,30 +9,35 @@
 //! (`block_connected` on the chain monitor first, then on the manager,
 //! which also runs `best_block_updated`).
 //!
+//! [`LdkNode::invoice_with_hints`] builds an invoice of the node by hand,
+//! for route hints `create_bolt11_invoice` would not make.
+//!
 //! Set `VIGIL_LDK_LOG` (to `trace`, `debug` or anything else for `info`) to
-//! print LDK's log to stderr. The last lines are always kept
-//! ([`LdkLogger::tail`]) for failure reports.
+//! print LDK's log to stderr (each line names the node). The last lines
+//! are always kept ([`LdkLogger::tail`]) for failure reports.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::secp256k1::PublicKey;
+use bitcoin::hashes::{sha256, Hash};
+use bitcoin::secp256k1::{PublicKey, Secp256k1};
 use bitcoin::{Network, Transaction, Txid};
+use lightning::bolt11_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, RouteHint};
 use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
 use lightning::chain::chainmonitor::{ChainMonitor, Persist};
 use lightning::chain::channelmonitor::{ChannelMonitor, ChannelMonitorUpdate};
 use lightning::chain::{BestBlock, ChannelMonitorUpdateStatus, Filter, Listen};
 use lightning::events::{Event, EventsProvider};
-use lightning::ln::channelmanager::{ChainParameters, ChannelManager};
+use lightning::ln::channelmanager::{ChainParameters, ChannelManager, MIN_FINAL_CLTV_EXPIRY_DELTA};
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler, PeerManager};
 use lightning::onion_message::messenger::DefaultMessageRouter;
 use lightning::routing::gossip::NetworkGraph;
 use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::FixedPenaltyScorer;
 use lightning::sign::ecdsa::EcdsaChannelSigner;
-use lightning::sign::{EntropySource, InMemorySigner, KeysManager, NodeSigner};
+use lightning::sign::{EntropySource, InMemorySigner, KeysManager, NodeSigner, Recipient};
 use lightning::util::config::UserConfig;
 use lightning::util::logger::{Level, Logger, Record};
 use lightning::util::persist::MonitorName;
@@ -42,6 +47,7 @@ use vigil_chain::{ChainSource, RegtestChain};
 
 /// LDK's log: kept (the last lines) and printed when `VIGIL_LDK_LOG` is set.
 pub struct LdkLogger {
+    label: String,
     print: Option<Level>,
     lines: Mutex<VecDeque<String>>,
 }
@@ -49,14 +55,14 @@ pub struct LdkLogger {
 const KEPT_LINES: usize = 400;
 
 impl LdkLogger {
-    fn new() -> Self {
+    fn new(label: String) -> Self {
         let print = std::env::var("VIGIL_LDK_LOG").ok().map(|v| match v.to_ascii_lowercase().as_str() {
             "gossip" => Level::Gossip,
             "trace" => Level::Trace,
             "debug" => Level::Debug,
             _ => Level::Info,
         });
-        Self { print, lines: Mutex::new(VecDeque::new()) }
+        Self { label, print, lines: Mutex::new(VecDeque::new()) }
     }
 
     fn lines(&self) -> MutexGuard<'_, VecDeque<String>> {
@@ -85,7 +91,7 @@ impl Logger for LdkLogger {
             Level::Warn => "WARN",
             Level::Error => "ERROR",
         };
-        let line = format!("ldk {level} {}:{} {}", record.module_path, record.line, record.args);
+        let line = format!("{} {level} {}:{} {}", self.label, record.module_path, record.line, record.args);
         if self.print.is_some_and(|min| record.level >= min) {
             eprintln!("{line}");
         }
@@ -222,6 +228,8 @@ pub struct LdkNode {
     pub broadcaster: Arc<ChainBroadcaster>,
     /// Its monitors.
     pub persister: Arc<MemPersister>,
+    /// Its keys (the node key signs invoices built by hand).
+    pub keys: Arc<KeysManager>,
     chain: Arc<RegtestChain>,
     best: Mutex<BestBlock>,
 }
@@ -243,8 +251,9 @@ impl LdkNode {
     /// A node with `seed`, at the tip of `chain`.
     pub fn new(seed: [u8; 32], chain: Arc<RegtestChain>, config: UserConfig) -> Self {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970");
-        let logger = Arc::new(LdkLogger::new());
         let keys = Arc::new(KeysManager::new(&seed, now.as_secs(), now.subsec_nanos(), true));
+        let node_id = keys.get_node_id(Recipient::Node).expect("KeysManager has a node key");
+        let logger = Arc::new(LdkLogger::new(format!("ldk-{}", &node_id.to_string()[..8])));
         let fees = Arc::new(FixedFees(1000));
         let broadcaster =
             Arc::new(ChainBroadcaster { chain: chain.clone(), results: Mutex::new(Vec::new()) });
@@ -290,7 +299,7 @@ impl LdkNode {
             now.as_secs() as u32,
             &keys.get_secure_random_bytes(),
             logger.clone(),
-            keys,
+            keys.clone(),
         ));
         Self {
             manager,
@@ -299,6 +308,7 @@ impl LdkNode {
             logger,
             broadcaster,
             persister,
+            keys,
             chain,
             best: Mutex::new(best),
         }
@@ -316,6 +326,34 @@ impl LdkNode {
             .await
             .unwrap_or_else(|| panic!("LDK could not connect to {node_id}@{addr}"));
         tokio::spawn(fut);
+    }
+
+    /// An invoice of this node for `amount_msat` built by hand, with
+    /// `hints` as its route hints. The hash and secret come from
+    /// `create_inbound_payment`, so LDK recognises the payment and knows
+    /// its preimage; only the hints differ from `create_bolt11_invoice`.
+    pub fn invoice_with_hints(&self, amount_msat: u64, hints: Vec<RouteHint>) -> Bolt11Invoice {
+        let (hash, secret) = self
+            .manager
+            .create_inbound_payment(Some(amount_msat), 3600, None)
+            .expect("LDK registers an inbound payment");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970");
+        let mut builder = InvoiceBuilder::new(Currency::Regtest)
+            .description("built by hand".into())
+            .payment_hash(sha256::Hash::from_byte_array(hash.0))
+            .payment_secret(secret)
+            .basic_mpp()
+            .duration_since_epoch(now)
+            .min_final_cltv_expiry_delta(u64::from(MIN_FINAL_CLTV_EXPIRY_DELTA))
+            .amount_milli_satoshis(amount_msat)
+            .expiry_time(Duration::from_secs(3600));
+        for hint in hints {
+            builder = builder.private_route(hint);
+        }
+        let key = self.keys.get_node_secret_key();
+        builder
+            .build_signed(|m| Secp256k1::new().sign_ecdsa_recoverable(m, &key))
+            .expect("the builder takes these fields")
     }
 
     /// Whether `node_id` is connected (its `init` exchanged).

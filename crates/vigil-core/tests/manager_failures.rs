@@ -1,0 +1,204 @@
+//! Every rejection carries its exact BOLT 4 code back to the payer, who
+//! decodes it from our own failure packets: unknown next peer, CLTV delta
+//! too small, amount below the minimum, unknown payment details, and a
+//! corrupted onion (`update_fail_malformed_htlc`). Routes are built by hand
+//! so each rule can be broken on purpose.
+
+mod common;
+
+use bitcoin::hashes::{sha256, Hash};
+use common::net::Net;
+use lightning::routing::router::{Path, Route, RouteHop};
+use lightning::types::features::{ChannelFeatures, NodeFeatures};
+use lightning::types::payment::{PaymentHash, PaymentSecret};
+use vigil_core::manager::{Event, ManagerConfig, PaymentId};
+use vigil_core::onion::codes;
+
+const SAT: u64 = 1000;
+
+fn hop(pubkey: bitcoin::secp256k1::PublicKey, scid: u64, fee_msat: u64, cltv: u32) -> RouteHop {
+    RouteHop {
+        pubkey,
+        node_features: NodeFeatures::empty(),
+        short_channel_id: scid,
+        channel_features: ChannelFeatures::empty(),
+        fee_msat,
+        cltv_expiry_delta: cltv,
+        maybe_announced_channel: false,
+    }
+}
+
+/// A–B–C, and the aliases: A's for A–B, B's for B–C.
+fn line(configs: Vec<ManagerConfig>) -> (Net, u64, u64) {
+    let mut net = Net::with_configs(configs);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    let ab = net.open_channel(0, 1, 1_000_000, 0);
+    let bc = net.open_channel(1, 2, 1_000_000, 0);
+    let alias = |net: &Net, i: usize, c| {
+        net.nodes[i]
+            .manager
+            .list_channels()
+            .into_iter()
+            .find(|d| d.channel_id == c)
+            .expect("channel")
+            .scid_alias
+    };
+    let (a_ab, b_bc) = (alias(&net, 0, ab), alias(&net, 1, bc));
+    (net, a_ab, b_bc)
+}
+
+/// Sends over `hops` and returns the first path failure's code, after
+/// checking that the payment then fails for good.
+fn fail_code(
+    net: &mut Net,
+    hops: Vec<RouteHop>,
+    hash: PaymentHash,
+    secret: Option<PaymentSecret>,
+) -> Option<u16> {
+    let route = Route { paths: vec![Path { hops, blinded_tail: None }], route_params: None };
+    let id = net.payment_id();
+    net.nodes[0].manager.send_payment_with_route(route, hash, secret, id).expect("the route is accepted");
+    net.pump();
+    for _ in 0..3 {
+        net.tick();
+    }
+    let events = net.take_events(0);
+    let code = events.iter().find_map(|e| match e {
+        Event::PaymentPathFailed { failure_code, .. } => Some(*failure_code),
+        _ => None,
+    });
+    assert!(
+        events.iter().any(|e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id)),
+        "the payment fails for good: {events:?}"
+    );
+    code.expect("a path failed")
+}
+
+fn invoice_secret(net: &mut Net, payee: usize, amount: u64) -> (PaymentHash, PaymentSecret) {
+    let invoice = net.invoice(payee, Some(amount));
+    (PaymentHash(invoice.payment_hash().to_byte_array()), *invoice.payment_secret())
+}
+
+#[test]
+fn unknown_next_peer() {
+    let (mut net, a_ab, _) = line(vec![ManagerConfig::default(); 3]);
+    let (hash, secret) = invoice_secret(&mut net, 2, 10_000 * SAT);
+    let (b, c) = (net.id(1), net.id(2));
+    let hops = vec![hop(b, a_ab, 2_000, 72), hop(c, 0xdead_beef, 10_000 * SAT, 48)];
+    assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::UNKNOWN_NEXT_PEER));
+}
+
+#[test]
+fn cltv_delta_below_policy() {
+    let (mut net, a_ab, b_bc) = line(vec![ManagerConfig::default(); 3]);
+    let (hash, secret) = invoice_secret(&mut net, 2, 10_000 * SAT);
+    let (b, c) = (net.id(1), net.id(2));
+    // 50 blocks: enough for LDK's peel (48), below B's policy (72).
+    let hops = vec![hop(b, a_ab, 2_000, 50), hop(c, b_bc, 10_000 * SAT, 48)];
+    assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::INCORRECT_CLTV_EXPIRY));
+}
+
+#[test]
+fn amount_below_minimum() {
+    let mut configs = vec![ManagerConfig::default(); 3];
+    configs[1].forwarding.htlc_minimum_msat = 50_000 * SAT;
+    let (mut net, a_ab, b_bc) = line(configs);
+    let (hash, secret) = invoice_secret(&mut net, 2, 10_000 * SAT);
+    let (b, c) = (net.id(1), net.id(2));
+    let hops = vec![hop(b, a_ab, 2_000, 72), hop(c, b_bc, 10_000 * SAT, 48)];
+    assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::AMOUNT_BELOW_MINIMUM));
+}
+
+#[test]
+fn fee_below_policy() {
+    let (mut net, a_ab, b_bc) = line(vec![ManagerConfig::default(); 3]);
+    let (hash, secret) = invoice_secret(&mut net, 2, 10_000 * SAT);
+    let (b, c) = (net.id(1), net.id(2));
+    let hops = vec![hop(b, a_ab, 1, 72), hop(c, b_bc, 10_000 * SAT, 48)];
+    assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::FEE_INSUFFICIENT));
+}
+
+#[test]
+fn unknown_payment_secret() {
+    let (mut net, a_ab, _) = line(vec![ManagerConfig::default(); 3]);
+    let (hash, _) = invoice_secret(&mut net, 1, 10_000 * SAT);
+    let b = net.id(1);
+    let forged = PaymentSecret([9; 32]);
+    let hops = vec![hop(b, a_ab, 10_000 * SAT, 48)];
+    assert_eq!(
+        fail_code(&mut net, hops, hash, Some(forged)),
+        Some(codes::INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS)
+    );
+    // And a hash nobody issued.
+    let unknown = PaymentHash(sha256::Hash::hash(b"nobody's preimage").to_byte_array());
+    let hops = vec![hop(b, a_ab, 10_000 * SAT, 48)];
+    assert_eq!(
+        fail_code(&mut net, hops, unknown, Some(PaymentSecret([3; 32]))),
+        Some(codes::INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS)
+    );
+}
+
+#[test]
+fn corrupted_onion_is_failed_as_malformed() {
+    let (mut net, a_ab, _) = line(vec![ManagerConfig::default(); 3]);
+    let (hash, secret) = invoice_secret(&mut net, 1, 10_000 * SAT);
+    let b = net.id(1);
+    net.corrupt_next_onion = true;
+    let hops = vec![hop(b, a_ab, 10_000 * SAT, 48)];
+    assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::INVALID_ONION_HMAC));
+    assert!(net.nodes.iter().all(|n| n.errors.is_empty()), "no protocol error on either side");
+    // The channel still works.
+    let invoice = net.invoice(1, Some(1_000 * SAT));
+    net.pay(0, &invoice);
+    let claimable = net.take_events(1);
+    net.claim_all(1, &claimable);
+    assert!(net.take_events(0).iter().any(|e| matches!(e, Event::PaymentSent { .. })));
+}
+
+#[test]
+fn bad_payment_commands_are_typed_errors() {
+    let (mut net, _, _) = line(vec![ManagerConfig::default(); 3]);
+    let invoice = net.invoice(2, Some(10_000 * SAT));
+    let id = net.pay(0, &invoice);
+    // The same id again.
+    assert!(matches!(
+        net.nodes[0].manager.pay_invoice(&invoice, None, id),
+        Err(vigil_core::manager::PayError::DuplicatePayment(p)) if p == id
+    ));
+    // More than any channel holds.
+    let big = net.invoice(2, Some(5_000_000 * SAT));
+    let fresh = PaymentId([0xbb; 32]);
+    assert!(matches!(
+        net.nodes[0].manager.pay_invoice(&big, None, fresh),
+        Err(vigil_core::manager::PayError::NoRoute(_))
+    ));
+    // An expired invoice.
+    let short = net.nodes[2].manager.create_invoice(Some(1_000), "short", 1).expect("invoice");
+    net.now_secs += 3600;
+    for node in &mut net.nodes {
+        node.manager.timer_tick(net.now_secs);
+    }
+    assert_eq!(
+        net.nodes[0].manager.pay_invoice(&short, None, PaymentId([0xcc; 32])),
+        Err(vigil_core::manager::PayError::InvoiceExpired)
+    );
+    // An amountless invoice without an amount.
+    let any = net.invoice(2, None);
+    assert!(matches!(
+        net.nodes[0].manager.pay_invoice(&any, None, PaymentId([0xdd; 32])),
+        Err(vigil_core::manager::PayError::InvalidAmount(_))
+    ));
+    // Nothing was recorded for the refused ones.
+    assert_eq!(net.nodes[0].manager.list_payments().len(), 1);
+    // Unknown channels.
+    let unknown = lightning::ln::types::ChannelId([5; 32]);
+    assert!(matches!(
+        net.nodes[0].manager.close_channel(unknown),
+        Err(vigil_core::manager::CommandError::UnknownChannel(_))
+    ));
+    assert!(matches!(
+        net.nodes[1].manager.claim_funds(lightning::types::payment::PaymentPreimage([1; 32])),
+        Err(vigil_core::manager::ClaimError::NotClaimable(_))
+    ));
+}
