@@ -202,3 +202,63 @@ fn bad_payment_commands_are_typed_errors() {
         Err(vigil_core::manager::ClaimError::NotClaimable(_))
     ));
 }
+
+#[test]
+fn bad_channel_updates_are_refused() {
+    use lightning::ln::msgs::{ChannelUpdate, UnsignedChannelUpdate};
+    use vigil_core::manager::gossip::UpdateRefused;
+    use vigil_core::manager::MessageError;
+    let (mut net, a_ab, _) = line(vec![ManagerConfig::default(); 3]);
+    let (a, b) = (net.id(0), net.id(1));
+    let contents = |scid, flags| UnsignedChannelUpdate {
+        chain_hash: bitcoin::constants::ChainHash::using_genesis_block(bitcoin::Network::Regtest),
+        short_channel_id: scid,
+        timestamp: 1,
+        message_flags: 1,
+        channel_flags: flags,
+        cltv_expiry_delta: 1,
+        htlc_minimum_msat: 1,
+        htlc_maximum_msat: 1,
+        fee_base_msat: 0,
+        fee_proportional_millionths: 0,
+        excess_data: Vec::new(),
+    };
+    let a_dir = u8::from(a.serialize() > b.serialize());
+    // A signature by someone else.
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let stranger = bitcoin::secp256k1::SecretKey::from_slice(&[5; 32]).expect("key");
+    let digest = |c: &UnsignedChannelUpdate| {
+        use lightning::util::ser::Writeable;
+        bitcoin::secp256k1::Message::from_digest(
+            bitcoin::hashes::sha256d::Hash::hash(&c.encode()).to_byte_array(),
+        )
+    };
+    let forged = contents(a_ab, a_dir);
+    let update = ChannelUpdate { signature: secp.sign_ecdsa(&digest(&forged), &stranger), contents: forged };
+    let result =
+        net.nodes[1].manager.handle_message(a, vigil_core::channel::ChannelMessage::ChannelUpdate(update));
+    assert_eq!(result, Err(MessageError::ChannelUpdate(UpdateRefused::BadSignature)));
+    // B's own direction from A.
+    let wrong = contents(a_ab, 1 - a_dir);
+    let update = ChannelUpdate { signature: secp.sign_ecdsa(&digest(&wrong), &stranger), contents: wrong };
+    let result =
+        net.nodes[1].manager.handle_message(a, vigil_core::channel::ChannelMessage::ChannelUpdate(update));
+    assert_eq!(result, Err(MessageError::ChannelUpdate(UpdateRefused::WrongDirection)));
+    // A channel that does not exist.
+    let unknown = contents(42, a_dir);
+    let update =
+        ChannelUpdate { signature: secp.sign_ecdsa(&digest(&unknown), &stranger), contents: unknown };
+    let result =
+        net.nodes[1].manager.handle_message(a, vigil_core::channel::ChannelMessage::ChannelUpdate(update));
+    assert_eq!(result, Err(MessageError::ChannelUpdate(UpdateRefused::UnknownChannel(42))));
+    // The real terms B holds for A are untouched: still A's defaults.
+    let ab = net.nodes[1]
+        .manager
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty_node_id == a)
+        .expect("A–B")
+        .channel_id;
+    let terms = net.nodes[1].manager.peer_terms(&ab).expect("A's update arrived when the channel opened");
+    assert_eq!(terms.fee_base_msat, ManagerConfig::default().forwarding.fee_base_msat);
+}

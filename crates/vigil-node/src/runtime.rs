@@ -227,6 +227,7 @@ fn to_send_events(messages: Vec<(PublicKey, ChannelMessage)>) -> Vec<MessageSend
             ChannelMessage::Error(msg) => {
                 MessageSendEvent::HandleError { node_id, action: ErrorAction::SendErrorMessage { msg } }
             }
+            ChannelMessage::ChannelUpdate(msg) => MessageSendEvent::SendChannelUpdate { node_id, msg },
             ChannelMessage::Warning(msg) => MessageSendEvent::HandleError {
                 node_id,
                 action: ErrorAction::SendWarningMessage {

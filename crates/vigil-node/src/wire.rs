@@ -95,18 +95,8 @@ impl BaseMessageHandler for WireHandler {
     }
 
     fn provided_node_features(&self) -> NodeFeatures {
-        let mut f = NodeFeatures::empty();
-        f.set_data_loss_protect_required();
-        f.set_upfront_shutdown_script_optional();
-        f.set_variable_length_onion_required();
-        f.set_static_remote_key_required();
-        f.set_payment_secret_required();
-        f.set_basic_mpp_optional();
-        f.set_anchors_zero_fee_htlc_tx_optional();
-        f.set_channel_type_required();
-        f.set_scid_privacy_optional();
-        f.set_zero_conf_optional();
-        f
+        // The same bits, in the node context.
+        NodeFeatures::from_le_bytes(init_features().le_flags().to_vec())
     }
 
     fn provided_init_features(&self, _their_node_id: PublicKey) -> InitFeatures {
@@ -237,9 +227,10 @@ impl ChannelMessageHandler for WireHandler {
     fn handle_channel_reestablish(&self, their_node_id: PublicKey, msg: &msgs::ChannelReestablish) {
         self.deliver(their_node_id, ChannelMessage::ChannelReestablish(msg.clone()));
     }
-    fn handle_channel_update(&self, _their_node_id: PublicKey, _msg: &msgs::ChannelUpdate) {
-        // A private channel's update from the peer: its forwarding terms.
-        // Not used yet (invoice hints use our own terms).
+    fn handle_channel_update(&self, their_node_id: PublicKey, msg: &msgs::ChannelUpdate) {
+        // A private channel's update from the peer: its forwarding terms,
+        // for our invoices' route hints.
+        self.deliver(their_node_id, ChannelMessage::ChannelUpdate(msg.clone()));
     }
     fn handle_error(&self, their_node_id: PublicKey, msg: &msgs::ErrorMessage) {
         self.deliver(their_node_id, ChannelMessage::Error(msg.clone()));

@@ -76,6 +76,9 @@ pub enum ChannelMessage {
     ChannelReestablish(msgs::ChannelReestablish),
     Error(msgs::ErrorMessage),
     Warning(msgs::WarningMessage),
+    /// A private `channel_update` between the channel's two ends (handled
+    /// by the manager, never by the channel).
+    ChannelUpdate(msgs::ChannelUpdate),
 }
 
 /// Something the runtime must act on.
@@ -506,7 +509,7 @@ impl<S: EcdsaChannelSigner> Channel<S> {
                 self.handle_error(&m);
                 Ok(())
             }
-            ChannelMessage::Warning(_) => Ok(()),
+            ChannelMessage::Warning(_) | ChannelMessage::ChannelUpdate(_) => Ok(()),
             ChannelMessage::OpenChannel(_) => {
                 error::ignore("open_channel is handled by creating an inbound channel")
             }

@@ -101,19 +101,34 @@ impl ChannelManager {
         let policy = &self.config.forwarding;
         for channel in self.channels.values().filter(|c| c.is_usable()) {
             let Some(alias) = channel.snapshot().their_scid_alias else { continue };
-            // The peer's fees are not known without its channel_update;
-            // hint our own terms, which Vigil peers share by default.
-            builder = builder.private_route(RouteHint(vec![RouteHintHop {
-                src_node_id: channel.counterparty_node_id(),
-                short_channel_id: alias,
-                fees: RoutingFees {
-                    base_msat: policy.fee_base_msat,
-                    proportional_millionths: policy.fee_proportional_millionths,
+            // The peer's terms from its channel_update; until it sent one,
+            // our own (a guess: a peer charging more fails the payment with
+            // fee_insufficient).
+            let hop = match self.peer_terms(&channel.channel_id()) {
+                Some(t) => RouteHintHop {
+                    src_node_id: channel.counterparty_node_id(),
+                    short_channel_id: alias,
+                    fees: RoutingFees {
+                        base_msat: t.fee_base_msat,
+                        proportional_millionths: t.fee_proportional_millionths,
+                    },
+                    cltv_expiry_delta: t.cltv_expiry_delta,
+                    htlc_minimum_msat: Some(t.htlc_minimum_msat),
+                    htlc_maximum_msat: Some(t.htlc_maximum_msat),
                 },
-                cltv_expiry_delta: policy.cltv_expiry_delta,
-                htlc_minimum_msat: None,
-                htlc_maximum_msat: None,
-            }]));
+                None => RouteHintHop {
+                    src_node_id: channel.counterparty_node_id(),
+                    short_channel_id: alias,
+                    fees: RoutingFees {
+                        base_msat: policy.fee_base_msat,
+                        proportional_millionths: policy.fee_proportional_millionths,
+                    },
+                    cltv_expiry_delta: policy.cltv_expiry_delta,
+                    htlc_minimum_msat: None,
+                    htlc_maximum_msat: None,
+                },
+            };
+            builder = builder.private_route(RouteHint(vec![hop]));
         }
         let secp = &self.secp;
         let key = self.node_secret;

@@ -23,6 +23,7 @@
 //!   through the same code as a normal run. There is no other load logic.
 
 pub mod events;
+pub mod gossip;
 mod htlcs;
 pub mod invoice;
 pub mod receive;
@@ -170,6 +171,8 @@ pub enum MessageError {
     InboundChannelsRefused,
     /// The channel refused it (a `Close` already failed the channel).
     Channel(ChannelError),
+    /// A `channel_update` we do not take.
+    ChannelUpdate(gossip::UpdateRefused),
 }
 
 impl std::fmt::Display for MessageError {
@@ -178,6 +181,7 @@ impl std::fmt::Display for MessageError {
             Self::UnknownChannel(id) => write!(f, "no channel {id} with this peer"),
             Self::InboundChannelsRefused => write!(f, "we do not accept inbound channels"),
             Self::Channel(e) => write!(f, "{}", e.message()),
+            Self::ChannelUpdate(e) => write!(f, "{e}"),
         }
     }
 }
@@ -272,6 +276,13 @@ pub struct ChannelManager {
     send: send::Sender,
     /// The public network, fed by gossip (our own channels are first hops).
     graph: std::sync::Arc<NetworkGraph<&'static NoLog>>,
+    /// Channels whose peer has our `channel_update` since the channel
+    /// became usable.
+    updates_sent: std::collections::BTreeSet<ChannelId>,
+    /// The last `channel_update` timestamp we used (they must increase).
+    update_timestamp: u32,
+    /// The peers' forwarding terms, from their `channel_update`s.
+    peer_terms: BTreeMap<ChannelId, gossip::PeerTerms>,
     /// Acknowledgements and records to flush after this round.
     dirty: bool,
 }
@@ -329,6 +340,9 @@ impl ChannelManager {
             waiting: Vec::new(),
             parked: Vec::new(),
             graph: std::sync::Arc::new(NetworkGraph::new(network, &GRAPH_LOG)),
+            updates_sent: std::collections::BTreeSet::new(),
+            update_timestamp: 0,
+            peer_terms: BTreeMap::new(),
             dirty: false,
         }
     }
@@ -433,6 +447,15 @@ impl ChannelManager {
     /// A peer disconnected: messages for it are dropped.
     pub fn peer_disconnected(&mut self, node_id: PublicKey) {
         self.connected.insert(node_id, false);
+        let gone: Vec<ChannelId> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.counterparty_node_id() == node_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.updates_sent.remove(&id);
+        }
         for channel in self.channels.values_mut().filter(|c| c.counterparty_node_id() == node_id) {
             channel.peer_disconnected();
         }
@@ -460,6 +483,9 @@ impl ChannelManager {
     fn route_message(&mut self, from: PublicKey, message: ChannelMessage) -> Result<(), MessageError> {
         if let ChannelMessage::OpenChannel(open) = &message {
             return self.accept_inbound(from, open);
+        }
+        if let ChannelMessage::ChannelUpdate(update) = &message {
+            return self.handle_channel_update(from, update).map_err(MessageError::ChannelUpdate);
         }
         let channel_id = message_channel_id(&message);
         if let ChannelMessage::Error(e) = &message {
@@ -784,6 +810,7 @@ impl ChannelManager {
                 self.run_actions(silent);
             }
             moved |= self.start_ready_payments();
+            moved |= self.send_channel_updates();
             let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
             for id in ids {
                 let channel = self.channels.get_mut(&id).expect("listed above");
@@ -1025,5 +1052,6 @@ fn message_channel_id(message: &ChannelMessage) -> ChannelId {
         ChannelMessage::ChannelReestablish(m) => m.channel_id,
         ChannelMessage::Error(m) => m.channel_id,
         ChannelMessage::Warning(m) => m.channel_id,
+        ChannelMessage::ChannelUpdate(_) => ChannelId([0; 32]),
     }
 }

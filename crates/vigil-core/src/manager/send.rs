@@ -542,6 +542,17 @@ impl ChannelManager {
         amount_msat.saturating_sub(in_flight + claimed)
     }
 
+    /// Acknowledges a path event of a payment whose outcome the user saw.
+    /// Returns whether it did.
+    fn settled_if_seen(&mut self, channel_id: ChannelId, id: MonitorEventId, payment_id: PaymentId) -> bool {
+        if !self.payment_seen(&channel_id, payment_id) {
+            return false;
+        }
+        self.chain_monitor.ack(&channel_id, &[id]);
+        self.dirty = true;
+        true
+    }
+
     /// Whether the user saw the payment's outcome: recorded in
     /// `channel_id`'s monitor, or handled in this run (then recorded there
     /// now, so a late path event is settled like the others).
@@ -567,9 +578,7 @@ impl ChannelManager {
     ) {
         let HtlcSource::Sent { payment_id, session_priv, path } = source else { return };
         let payment_id = PaymentId(*payment_id);
-        if self.payment_seen(&channel_id, payment_id) {
-            self.chain_monitor.ack(&channel_id, &[id]);
-            self.dirty = true;
+        if self.settled_if_seen(channel_id, id, payment_id) {
             return;
         }
         let (delivered, fee) = decode_path(path).map_or((0, 0), |hops| path_amounts(&hops));
@@ -620,9 +629,7 @@ impl ChannelManager {
     ) {
         let HtlcSource::Sent { payment_id, session_priv, path } = source else { return };
         let payment_id = PaymentId(*payment_id);
-        if self.payment_seen(&channel_id, payment_id) {
-            self.chain_monitor.ack(&channel_id, &[id]);
-            self.dirty = true;
+        if self.settled_if_seen(channel_id, id, payment_id) {
             return;
         }
         let hops = decode_path(path).unwrap_or_default();
