@@ -144,7 +144,7 @@ fn corrupted_onion_is_failed_as_malformed() {
     let (mut net, a_ab, _) = line(vec![ManagerConfig::default(); 3]);
     let (hash, secret) = invoice_secret(&mut net, 1, 10_000 * SAT);
     let b = net.id(1);
-    net.corrupt_next_onion = true;
+    net.corrupt_next_onion_to = Some(1);
     let hops = vec![hop(b, a_ab, 10_000 * SAT, 48)];
     assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::INVALID_ONION_HMAC));
     assert!(net.nodes.iter().all(|n| n.errors.is_empty()), "no protocol error on either side");
@@ -261,4 +261,45 @@ fn bad_channel_updates_are_refused() {
         .channel_id;
     let terms = net.nodes[1].manager.peer_terms(&ab).expect("A's update arrived when the channel opened");
     assert_eq!(terms.fee_base_msat, ManagerConfig::default().forwarding.fee_base_msat);
+}
+
+/// C cannot read its onion: it answers B with `update_fail_malformed_htlc`,
+/// and B relays the failure upstream as its own, with the code and the
+/// onion's hash (BOLT 2).
+#[test]
+fn malformed_downstream_is_relayed_with_its_code() {
+    let (mut net, a_ab, b_bc) = line(vec![ManagerConfig::default(); 3]);
+    let (hash, secret) = invoice_secret(&mut net, 2, 10_000 * SAT);
+    let (b, c) = (net.id(1), net.id(2));
+    net.corrupt_next_onion_to = Some(2);
+    let fee = ManagerConfig::default().forwarding.fee_msat(10_000 * SAT);
+    let hops = vec![hop(b, a_ab, fee, 72), hop(c, b_bc, 10_000 * SAT, 48)];
+    assert_eq!(fail_code(&mut net, hops, hash, Some(secret)), Some(codes::INVALID_ONION_HMAC));
+    assert!(net.nodes.iter().all(|n| n.errors.is_empty()), "no protocol error anywhere");
+}
+
+/// A peer's `open_channel` reusing the id of an existing channel is
+/// refused, and the existing channel is untouched.
+#[test]
+fn open_channel_with_a_taken_id_is_refused() {
+    let (mut net, _, _) = line(vec![ManagerConfig::default(); 3]);
+    let existing = net.nodes[1]
+        .manager
+        .list_channels()
+        .into_iter()
+        .find(|c| c.counterparty_node_id == net.id(0))
+        .expect("A–B");
+    let mut open = common::open_message(&common::OpenOptions::default());
+    open.common_fields.temporary_channel_id = existing.channel_id;
+    let a = net.id(0);
+    let result =
+        net.nodes[1].manager.handle_message(a, vigil_core::channel::ChannelMessage::OpenChannel(open));
+    assert_eq!(result, Err(vigil_core::manager::MessageError::DuplicateChannel(existing.channel_id)));
+    let after = net.nodes[1]
+        .manager
+        .list_channels()
+        .into_iter()
+        .find(|c| c.channel_id == existing.channel_id)
+        .expect("kept");
+    assert_eq!(after, existing, "the existing channel is untouched");
 }

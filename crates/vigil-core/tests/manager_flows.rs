@@ -87,7 +87,9 @@ fn forward_earns_the_fee_and_every_side_hears_once() {
         forwarded,
         vec![Event::PaymentForwarded {
             prev_channel_id: ab,
+            prev_htlc_id: 0,
             next_channel_id: bc,
+            next_htlc_id: 0,
             inbound_amount_msat: amount + fee,
             outbound_amount_msat: amount,
             fee_earned_msat: fee,
@@ -234,4 +236,170 @@ fn cooperative_close_reaches_the_chain() {
 
 fn net_id(n: u8) -> vigil_core::manager::PaymentId {
     vigil_core::manager::PaymentId([n; 32])
+}
+
+/// A close started while an HTLC is pending: the claim is still committed,
+/// the payment completes, then the channel closes.
+#[test]
+fn close_waits_for_a_pending_payment() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    let channel = net.open_channel(0, 1, 1_000_000, 0);
+    let invoice = net.invoice(1, Some(10_000 * SAT));
+    net.pay(0, &invoice);
+    let claimable = net.take_events(1);
+    net.nodes[0].manager.close_channel(channel).expect("close");
+    net.pump();
+    net.claim_all(1, &claimable);
+    net.mine(1);
+    let events = [net.take_events(0), net.take_events(1)];
+    assert!(events[0].iter().any(|e| matches!(e, Event::PaymentSent { .. })), "the payment completes");
+    assert!(events[1].iter().any(|e| matches!(e, Event::PaymentClaimed { .. })));
+    for (i, events) in events.iter().enumerate() {
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::ChannelClosed { channel_id, .. } if *channel_id == channel)),
+            "node {i} sees the close: {events:?}"
+        );
+    }
+    assert!(net.nodes[0].manager.list_channels().is_empty(), "the closed channel is gone");
+}
+
+/// Two forwards with the same channels and amounts each get their own
+/// `PaymentForwarded`.
+#[test]
+fn identical_forwards_are_reported_separately() {
+    let (mut net, _) = line();
+    let amount = 5_000 * SAT;
+    let first = net.invoice(2, Some(amount));
+    let second = net.invoice(2, Some(amount));
+    net.pay(0, &first);
+    net.pay(0, &second);
+    let claimable = net.take_events(2);
+    assert_eq!(claimable.len(), 2, "{claimable:?}");
+    net.claim_all(2, &claimable);
+    let forwarded = net.nodes[1].manager.unhandled_events();
+    let n = forwarded.iter().filter(|(_, e)| matches!(e, Event::PaymentForwarded { .. })).count();
+    assert_eq!(n, 2, "{forwarded:?}");
+    net.take_events(1);
+    for monitor in net.nodes[1].manager.chain_monitor().monitors() {
+        assert!(monitor.events().is_empty(), "both downstream claims acknowledged: {:?}", monitor.events());
+    }
+}
+
+/// The upstream channel is force-closed while the forward is pending: when
+/// the downstream claim comes back, the preimage goes to the closed
+/// channel's monitor (which claims on chain), and only then is the
+/// forward reported.
+#[test]
+fn downstream_claim_reaches_a_closed_upstream_monitor() {
+    let (mut net, [ab, _]) = line();
+    let invoice = net.invoice(2, Some(20_000 * SAT));
+    let hash =
+        lightning::types::payment::PaymentHash(bitcoin::hashes::Hash::to_byte_array(*invoice.payment_hash()));
+    net.pay(0, &invoice);
+    let claimable = net.take_events(2);
+    net.nodes[1].manager.force_close_channel(ab).expect("force-close");
+    net.pump();
+    net.claim_all(2, &claimable);
+    let monitor = net.nodes[1].manager.chain_monitor().monitor(&ab).expect("the closed channel's monitor");
+    assert!(monitor.is_closed());
+    assert!(
+        monitor.preimage(&hash).is_some(),
+        "the closed upstream monitor has the preimage to claim on chain"
+    );
+    let events = net.take_events(1);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PaymentForwarded { prev_channel_id, .. } if *prev_channel_id == ab)),
+        "{events:?}"
+    );
+}
+
+/// One part's channel closes before the payee claims: that part's
+/// preimage and claim go to the closed channel's monitor, and
+/// `PaymentClaimed` follows once both parts are durable.
+#[test]
+fn claim_with_a_part_on_a_closed_channel() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    let c1 = net.open_channel(0, 1, 200_000, 0);
+    let _c2 = net.open_channel(0, 1, 200_000, 0);
+    let amount = 300_000 * SAT;
+    let invoice = net.invoice(1, Some(amount));
+    let hash =
+        lightning::types::payment::PaymentHash(bitcoin::hashes::Hash::to_byte_array(*invoice.payment_hash()));
+    net.pay(0, &invoice);
+    let claimable = net.take_events(1);
+    assert_eq!(claimable.len(), 1, "{claimable:?}");
+    net.nodes[1].manager.force_close_channel(c1).expect("force-close");
+    net.pump();
+    net.claim_all(1, &claimable);
+    let events = net.take_events(1);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PaymentClaimed { amount_msat, .. } if *amount_msat == amount)),
+        "{events:?}"
+    );
+    let monitor = net.nodes[1].manager.chain_monitor().monitor(&c1).expect("the closed channel's monitor");
+    assert!(monitor.preimage(&hash).is_some());
+}
+
+/// A payment the payee never claims is failed back before its HTLC nears
+/// expiry, so no channel has to go on chain for it.
+#[test]
+fn unclaimed_payment_is_failed_back_before_expiry() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    net.open_channel(0, 1, 1_000_000, 0);
+    let invoice = net.invoice(1, Some(10_000 * SAT));
+    let id = net.pay(0, &invoice);
+    let claimable = net.take_events(1);
+    assert!(matches!(&claimable[..], [Event::PaymentClaimable { .. }]));
+    let expiry = net.nodes[1]
+        .manager
+        .chain_monitor()
+        .monitors()
+        .next()
+        .expect("monitor")
+        .channel_snapshot()
+        .ledger
+        .htlcs[0]
+        .cltv_expiry();
+    let deadline = expiry - net.nodes[1].config.claim_deadline_blocks;
+    net.mine(deadline - 1 - net.chain.height());
+    assert!(net.take_events(0).is_empty(), "still claimable one block before the deadline");
+    net.mine(1);
+    let events = net.take_events(0);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id)),
+        "{events:?}"
+    );
+    let Event::PaymentClaimable { purpose, .. } = &claimable[0] else { unreachable!("matched") };
+    assert!(net.nodes[1].manager.claim_funds(purpose.preimage()).is_err(), "too late to claim");
+    for i in 0..2 {
+        assert!(!net.take_events(i).iter().any(|e| matches!(e, Event::ChannelClosed { .. })));
+    }
+}
+
+/// The payee restarts after the invoice expired, with the payment still
+/// unclaimed: it is offered again (it arrived in time), not refused.
+#[test]
+fn payment_arrived_in_time_survives_invoice_expiry_across_restart() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    net.open_channel(0, 1, 1_000_000, 0);
+    let invoice = net.nodes[1].manager.create_invoice(Some(10_000 * SAT), "short", 60).expect("invoice");
+    net.pay(0, &invoice);
+    assert!(matches!(&net.take_events(1)[..], [Event::PaymentClaimable { .. }]));
+    net.now_secs += 3600;
+    net.crash(1);
+    net.reconnect(1);
+    let again = net.take_events(1);
+    assert!(matches!(&again[..], [Event::PaymentClaimable { .. }]), "{again:?}");
+    net.claim_all(1, &again);
+    assert!(net.take_events(0).iter().any(|e| matches!(e, Event::PaymentSent { .. })));
 }

@@ -12,6 +12,7 @@ mod common;
 use common::net::Net;
 use lightning::ln::types::ChannelId;
 use vigil_core::manager::{Event, PaymentId};
+use vigil_core::monitor::ResolutionRecord;
 
 const SAT: u64 = 1000;
 const AMOUNT: u64 = 100_000 * SAT;
@@ -188,8 +189,28 @@ impl Scenario {
         for (i, node) in net.nodes.iter().enumerate() {
             for monitor in node.manager.chain_monitor().monitors() {
                 assert!(monitor.events().is_empty(), "{label}: node {i} left events: {:?}", monitor.events());
+                assert!(
+                    monitor.deferred_events().is_empty(),
+                    "{label}: node {i} left deferred claims: {:?}",
+                    monitor.deferred_events()
+                );
             }
         }
+        // The users' acknowledgements are durable: the records say so.
+        let hash = lightning::types::payment::PaymentHash(bitcoin::hashes::Hash::to_byte_array(
+            *self.invoice.as_ref().expect("started").payment_hash(),
+        ));
+        let recorded = |i: usize, record: ResolutionRecord| {
+            net.nodes[i].manager.chain_monitor().monitors().any(|m| m.has_record(&record))
+        };
+        assert!(
+            recorded(self.payee, ResolutionRecord::ClaimSeen(hash)),
+            "{label}: the claim is recorded as seen"
+        );
+        assert!(
+            recorded(self.payer, ResolutionRecord::PaymentSeen(id.0)),
+            "{label}: the payment is recorded as seen"
+        );
     }
 }
 

@@ -136,21 +136,18 @@ impl Node {
             Some(bytes) => decode_block(&bytes).ok_or_else(|| NodeError::Record("node/best_block".into()))?,
             None => tip,
         };
+        // Start-up is replay, for a new node too (it just has nothing to
+        // replay): the monitors and the payment records, always both.
         let monitors = store.read_namespace(MONITORS_NAMESPACE)?;
-        let manager = if monitors.is_empty() {
-            ChannelManager::new(config.clone(), keys(), position.height, t.as_secs())
-        } else {
-            let (cm, _torn) =
-                ChainMonitor::load(config.chain_monitor.clone(), monitors).map_err(NodeError::Load)?;
-            let records = store
-                .read_namespace(PAYMENTS_NAMESPACE)?
-                .into_iter()
-                .map(|(k, v)| {
-                    PaymentRecord::from_bytes(&v).map_err(|e| NodeError::Record(format!("{k}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            ChannelManager::from_monitors(config.clone(), keys(), cm, records, position.height, t.as_secs())
-        };
+        let (cm, _torn) =
+            ChainMonitor::load(config.chain_monitor.clone(), monitors).map_err(NodeError::Load)?;
+        let records = store
+            .read_namespace(PAYMENTS_NAMESPACE)?
+            .into_iter()
+            .map(|(k, v)| PaymentRecord::from_bytes(&v).map_err(|e| NodeError::Record(format!("{k}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let manager =
+            ChannelManager::from_monitors(config.clone(), keys(), cm, records, position.height, t.as_secs());
         let node_id = manager.node_id();
         let graph = manager.network_graph();
         let chain_hash = bitcoin::constants::ChainHash::using_genesis_block(config.network);
@@ -285,7 +282,11 @@ impl Node {
                 ChainEvent::Disconnected(b) => m.block_disconnected(b.height),
             });
         }
-        self.store.write(NODE_NAMESPACE, "best_block", &encode_block(&follower.position()))?;
+        // The position is recorded only once everything the blocks taught
+        // the monitors is durable; otherwise a restart must see them again.
+        if !self.runtime().has_failed_writes() {
+            self.store.write(NODE_NAMESPACE, "best_block", &encode_block(&follower.position()))?;
+        }
         Ok(())
     }
 
@@ -308,7 +309,9 @@ impl Node {
     }
 
     /// Handles an event: its acknowledgement is written before this
-    /// returns (I5).
+    /// returns (I5), unless the store fails, in which case the write is
+    /// retried and the event may be delivered again after a restart (see
+    /// [`Node::last_error`]).
     pub fn event_handled(&self, id: EventId) -> bool {
         self.with_manager(|m| m.event_handled(id))
     }

@@ -150,6 +150,11 @@ impl Runtime {
         self.outbound.push(event);
     }
 
+    /// Whether writes the store refused are waiting to be tried again.
+    pub fn has_failed_writes(&self) -> bool {
+        !self.failed_persists.is_empty() || !self.failed_records.is_empty()
+    }
+
     /// The messages for the peer manager.
     pub fn take_outbound(&mut self) -> Vec<MessageSendEvent> {
         std::mem::take(&mut self.outbound)

@@ -324,7 +324,9 @@ async fn forward_ldk_vigil_ldk() {
         forwarded,
         VigilEvent::PaymentForwarded {
             prev_channel_id: inbound,
+            prev_htlc_id: 0,
             next_channel_id: outbound,
+            next_htlc_id: 0,
             inbound_amount_msat: amount + fee,
             outbound_amount_msat: amount,
             fee_earned_msat: fee,

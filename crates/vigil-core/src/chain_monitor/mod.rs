@@ -266,9 +266,45 @@ impl ChainMonitor {
         Ok(true)
     }
 
+    /// Gives a closed channel's monitor the preimage of an HTLC offered to
+    /// us (see [`ChannelMonitor::provide_preimage`]). Returns the sequence
+    /// number of the write that makes it durable, or `None` if the monitor
+    /// already had it.
+    ///
+    /// # Errors
+    ///
+    /// [`ApplyError::UnknownChannel`] or [`ApplyError::Archived`].
+    pub fn provide_preimage(
+        &mut self,
+        channel_id: ChannelId,
+        htlc_id: u64,
+        preimage: lightning::types::payment::PaymentPreimage,
+        claim: Option<crate::channel::InboundClaim>,
+    ) -> Result<Option<u64>, ApplyError> {
+        let slot = self.slots.get_mut(&channel_id).ok_or(ApplyError::UnknownChannel(channel_id))?;
+        if slot.archiving {
+            return Err(ApplyError::Archived(channel_id));
+        }
+        if !slot.monitor.provide_preimage(htlc_id, preimage, claim) {
+            return Ok(None);
+        }
+        Ok(Some(self.write(channel_id, Write::Snapshot)))
+    }
+
+    /// The sequence number of `channel_id`'s latest write (in flight or
+    /// durable).
+    pub fn latest_seq(&self, channel_id: &ChannelId) -> Option<u64> {
+        self.slots.get(channel_id).map(|s| s.in_flight.back().map_or(s.durable_seq, |f| f.seq))
+    }
+
+    /// The sequence number up to which `channel_id`'s writes are durable.
+    pub fn durable_seq(&self, channel_id: &ChannelId) -> Option<u64> {
+        self.slots.get(channel_id).map(|s| s.durable_seq)
+    }
+
     /// Queues a write of the slot's state. Every event not yet held by a
-    /// persistence is held by this one.
-    fn write(&mut self, channel_id: ChannelId, what: Write) {
+    /// persistence is held by this one. Returns its sequence number.
+    fn write(&mut self, channel_id: ChannelId, what: Write) -> u64 {
         let slot = self.slots.get_mut(&channel_id).expect("writes are queued for existing slots");
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -297,6 +333,7 @@ impl ChainMonitor {
         slot.monitor.stamp_events(seq);
         slot.in_flight.push_back(InFlight { seq, update_id: slot.monitor.latest_update_id(), kind });
         self.requests.push_back(PersistRequest { channel_id, seq, kind, ops });
+        seq
     }
 
     /// The next write to make durable, then report with

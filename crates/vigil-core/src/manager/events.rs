@@ -1,7 +1,9 @@
 //! User events, and what handling each one acknowledges in the monitors.
 //!
-//! An event is delivered by [`ChannelManager::next_event`] until the user
-//! calls [`ChannelManager::event_handled`]. Handling it runs its
+//! An event is delivered once per run by [`ChannelManager::next_event`] and
+//! stays listed by `unhandled_events` until the user calls
+//! [`ChannelManager::event_handled`]; one not handled comes back after a
+//! restart. Handling it runs its
 //! [`AckAction`]s: monitor events are acknowledged and resolution records
 //! written, so a restart never surfaces the event again (I5). Events whose
 //! monitor events are still unacknowledged are rebuilt by the start-up
@@ -134,8 +136,12 @@ pub enum Event {
     PaymentForwarded {
         /// The inbound channel.
         prev_channel_id: ChannelId,
+        /// The inbound HTLC's id there.
+        prev_htlc_id: u64,
         /// The outbound channel.
         next_channel_id: ChannelId,
+        /// The outbound HTLC's id there.
+        next_htlc_id: u64,
         /// What came in.
         inbound_amount_msat: u64,
         /// What went out.
@@ -197,12 +203,9 @@ impl EventQueue {
         std::mem::take(&mut self.silent)
     }
 
-    /// Whether an unhandled event equal to `event` is queued.
-    pub(crate) fn contains(&self, event: &Event) -> bool {
-        self.pending.iter().any(|p| p.event == *event)
-    }
-
-    /// The oldest event not handled yet (the same one until it is handled).
+    /// The oldest event not delivered yet in this run. An event delivered
+    /// and not handled stays in [`EventQueue::unhandled`], and comes back
+    /// after a restart.
     pub(crate) fn next(&mut self) -> Option<(EventId, Event)> {
         let p = self.pending.iter_mut().find(|p| !p.delivered)?;
         p.delivered = true;

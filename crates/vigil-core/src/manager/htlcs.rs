@@ -25,7 +25,7 @@ use super::events::{AckAction, Event, PaymentPurpose};
 use super::receive::{Part, PartOutcome};
 use super::{ChannelManager, Then};
 use crate::chain_monitor::ReleasedEvent;
-use crate::channel::{HtlcFailure, HtlcSource};
+use crate::channel::{HtlcFailure, HtlcSource, Phase};
 use crate::monitor::{MonitorEvent, MonitorEventId};
 use crate::onion::{build_failure_packet, codes, hop_shared_secret, wrap_failure_packet, FailureMessage};
 
@@ -70,8 +70,8 @@ impl ChannelManager {
                     self.parked.push((released, since));
                 }
             }
-            MonitorEvent::ForwardedHtlcClaimed { amount_msat, preimage, source, .. } => {
-                self.forward_claimed(channel_id, id, amount_msat, preimage, source);
+            MonitorEvent::ForwardedHtlcClaimed { htlc_id, amount_msat, preimage, source, .. } => {
+                self.forward_claimed(channel_id, id, htlc_id, amount_msat, preimage, source);
             }
             MonitorEvent::ForwardedHtlcFailed { failure, source, .. } => {
                 self.forward_failed(channel_id, id, failure, source);
@@ -126,8 +126,9 @@ impl ChannelManager {
         since: u64,
     ) -> bool {
         let event = (channel_id, id);
-        let Some(channel) = self.channels.get(&channel_id) else {
-            // The channel closed: on-chain resolution takes over (issue 6).
+        let Some(channel) = self.channels.get(&channel_id).filter(|c| c.phase() == &Phase::Funded) else {
+            // The channel closed: nothing is forwarded from it; its monitor
+            // resolves the HTLC on chain.
             return true;
         };
         let Some(entry) = channel.snapshot().ledger.htlc(false, add.htlc_id) else {
@@ -366,7 +367,13 @@ impl ChannelManager {
         total_msat: u64,
         purpose: PaymentPurpose,
     ) {
-        let part = Part { channel_id, htlc_id: add.htlc_id, amount_msat, event_id: id };
+        let part = Part {
+            channel_id,
+            htlc_id: add.htlc_id,
+            amount_msat,
+            cltv_expiry: add.cltv_expiry,
+            event_id: id,
+        };
         let outcome =
             self.receive.add_part(add.payment_hash, part, total_msat, purpose, self.ticks, &mut self.events);
         match outcome {
@@ -391,14 +398,19 @@ impl ChannelManager {
         claim: Option<crate::channel::InboundClaim>,
         event: Option<MonitorEventId>,
     ) {
-        let Some(channel) = self.channels.get_mut(&channel_id) else { return };
-        if channel.fulfill_htlc(htlc_id, preimage, claim).is_err() {
-            return;
-        }
         let then = match event {
             Some(id) => Then::Ack((channel_id, id), Some(htlc_id)),
             None => Then::PartDurable(channel_id, htlc_id),
         };
+        let open = self.channels.get(&channel_id).is_some_and(|c| c.phase() == &Phase::Funded);
+        if !open {
+            self.claim_on_closed_channel(channel_id, htlc_id, preimage, claim, then);
+            return;
+        }
+        let channel = self.channels.get_mut(&channel_id).expect("checked above");
+        if channel.fulfill_htlc(htlc_id, preimage, claim).is_err() {
+            return;
+        }
         self.wait(channel_id, then, true);
     }
 
@@ -446,6 +458,7 @@ impl ChannelManager {
         &mut self,
         out_channel: ChannelId,
         id: MonitorEventId,
+        out_htlc_id: u64,
         out_amount: u64,
         preimage: lightning::types::payment::PaymentPreimage,
         source: HtlcSource,
@@ -456,17 +469,22 @@ impl ChannelManager {
         };
         let event = Event::PaymentForwarded {
             prev_channel_id: incoming_channel_id,
+            prev_htlc_id: incoming_htlc_id,
             next_channel_id: out_channel,
+            next_htlc_id: out_htlc_id,
             inbound_amount_msat: incoming_amount_msat,
             outbound_amount_msat: out_amount,
             fee_earned_msat: incoming_amount_msat.saturating_sub(out_amount),
         };
         let then = Then::Emit(event, vec![AckAction::Ack(out_channel, id)]);
-        let Some(channel) = self.channels.get_mut(&incoming_channel_id) else {
-            // The upstream channel is closed: its monitor claims on chain
-            // (issue 6). The event stays until then.
+        let open = self.channels.get(&incoming_channel_id).is_some_and(|c| c.phase() == &Phase::Funded);
+        if !open {
+            // The upstream channel closed: its monitor claims on chain with
+            // the preimage.
+            self.claim_on_closed_channel(incoming_channel_id, incoming_htlc_id, preimage, None, then);
             return;
-        };
+        }
+        let channel = self.channels.get_mut(&incoming_channel_id).expect("checked above");
         match channel.fulfill_htlc(incoming_htlc_id, preimage, None) {
             Ok(()) => self.wait(incoming_channel_id, then, true),
             Err(_) if channel.snapshot().ledger.htlc(false, incoming_htlc_id).is_none() => {
@@ -516,10 +534,20 @@ impl ChannelManager {
     /// Fails back the parts of incomplete payments that waited too long.
     pub(super) fn expire_incomplete_payments(&mut self) {
         let parts = self.receive.expire(self.ticks, self.config.mpp_timeout_ticks);
-        self.fail_parts(parts, FailureMessage::simple(codes::MPP_TIMEOUT));
+        self.fail_parts(parts, codes::MPP_TIMEOUT);
     }
 
-    pub(super) fn fail_parts(&mut self, parts: Vec<Part>, message: FailureMessage) {
+    /// Fails back payments to us that were not claimed in time: within
+    /// `claim_deadline_blocks` of a part's expiry.
+    pub(super) fn fail_expiring_payments(&mut self) {
+        let deadline = self.best_height.saturating_add(self.config.claim_deadline_blocks);
+        let parts = self.receive.expiring(deadline);
+        self.fail_parts(parts, codes::INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS);
+    }
+
+    /// Fails parts back with `code` (and, for unknown payment details, the
+    /// HTLC's value and our height as its data).
+    pub(super) fn fail_parts(&mut self, parts: Vec<Part>, code: u16) {
         for part in parts {
             let add = self
                 .channels
@@ -527,7 +555,12 @@ impl ChannelManager {
                 .and_then(|c| c.snapshot().ledger.htlc(false, part.htlc_id))
                 .map(|h| h.update_add.clone());
             if let Some(add) = add {
-                self.fail_back(part.channel_id, part.event_id, &add, FailBack::Message(message.clone()));
+                let message = if code == codes::INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS {
+                    FailureMessage::unknown_payment_details(add.amount_msat, self.best_height)
+                } else {
+                    FailureMessage::simple(code)
+                };
+                self.fail_back(part.channel_id, part.event_id, &add, FailBack::Message(message));
             }
         }
     }

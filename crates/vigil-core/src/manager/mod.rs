@@ -110,6 +110,9 @@ pub struct ManagerConfig {
     /// Ticks an incomplete multi-part payment waits before its parts are
     /// failed back with `mpp_timeout`.
     pub mpp_timeout_ticks: u32,
+    /// Blocks before a received part's expiry by which an unclaimed payment
+    /// is failed back (so the peer never has to go on chain for it).
+    pub claim_deadline_blocks: u32,
     /// Ticks an HTLC waits for its outbound peer to reconnect before it is
     /// failed back with `temporary_channel_failure`.
     pub forward_wait_ticks: u32,
@@ -132,6 +135,7 @@ impl Default for ManagerConfig {
             min_final_cltv_expiry_delta: 48,
             mpp_timeout_ticks: 3,
             forward_wait_ticks: 2,
+            claim_deadline_blocks: 39,
             max_payment_attempts: 5,
             accept_inbound_channels: true,
             commitment_feerate_per_kw: 1000,
@@ -173,6 +177,8 @@ pub enum MessageError {
     Channel(ChannelError),
     /// A `channel_update` we do not take.
     ChannelUpdate(gossip::UpdateRefused),
+    /// It would create a channel whose id is taken.
+    DuplicateChannel(ChannelId),
 }
 
 impl std::fmt::Display for MessageError {
@@ -182,6 +188,7 @@ impl std::fmt::Display for MessageError {
             Self::InboundChannelsRefused => write!(f, "we do not accept inbound channels"),
             Self::Channel(e) => write!(f, "{}", e.message()),
             Self::ChannelUpdate(e) => write!(f, "{e}"),
+            Self::DuplicateChannel(id) => write!(f, "a channel with id {id} exists"),
         }
     }
 }
@@ -240,11 +247,20 @@ pub(crate) enum Then {
     Emit(Event, Vec<AckAction>),
 }
 
-/// A [`Then`] waiting for update `after.1` of channel `after.0` to be
-/// durable.
+/// What a [`Then`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The channel's monitor durably holds this update id.
+    Update(ChannelId, u64),
+    /// The channel's monitor write with this sequence number is durable
+    /// (for changes made to a closed channel's monitor directly).
+    Write(ChannelId, u64),
+}
+
+/// A [`Then`] waiting for its [`After`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Waiting {
-    after: (ChannelId, u64),
+    after: After,
     then: Then,
 }
 
@@ -283,6 +299,9 @@ pub struct ChannelManager {
     update_timestamp: u32,
     /// The peers' forwarding terms, from their `channel_update`s.
     peer_terms: BTreeMap<ChannelId, gossip::PeerTerms>,
+    /// Set while `from_monitors` replays what was durable before the
+    /// restart (an invoice that expired since is still honoured then).
+    replaying: bool,
     /// Acknowledgements and records to flush after this round.
     dirty: bool,
 }
@@ -343,6 +362,7 @@ impl ChannelManager {
             updates_sent: std::collections::BTreeSet::new(),
             update_timestamp: 0,
             peer_terms: BTreeMap::new(),
+            replaying: false,
             dirty: false,
         }
     }
@@ -381,10 +401,12 @@ impl ChannelManager {
             manager.connected.insert(channel.counterparty_node_id(), false);
             manager.channels.insert(channel.channel_id(), channel);
         }
+        manager.replaying = true;
         for event in deferred {
             manager.handle_deferred_event(event);
         }
         manager.process();
+        manager.replaying = false;
         manager.reconcile_payments();
         manager.process();
         manager
@@ -487,6 +509,24 @@ impl ChannelManager {
         if let ChannelMessage::ChannelUpdate(update) = &message {
             return self.handle_channel_update(from, update).map_err(MessageError::ChannelUpdate);
         }
+        if let ChannelMessage::FundingCreated(m) = &message {
+            let id = ChannelId::v1_from_funding_txid(m.funding_txid.as_byte_array(), m.funding_output_index);
+            if self.channel_id_taken(&id) {
+                if self
+                    .channels
+                    .get(&m.temporary_channel_id)
+                    .is_some_and(|c| c.counterparty_node_id() == from)
+                {
+                    self.channels.remove(&m.temporary_channel_id);
+                }
+                self.refuse(
+                    from,
+                    m.temporary_channel_id,
+                    "the funding outpoint gives the id of an existing channel",
+                );
+                return Err(MessageError::DuplicateChannel(id));
+            }
+        }
         let channel_id = message_channel_id(&message);
         if let ChannelMessage::Error(e) = &message {
             if channel_id == ChannelId([0; 32]) {
@@ -518,6 +558,11 @@ impl ChannelManager {
             ));
             return Err(MessageError::InboundChannelsRefused);
         }
+        let temporary = open.common_fields.temporary_channel_id;
+        if self.channel_id_taken(&temporary) {
+            self.refuse(from, temporary, "temporary_channel_id is already in use");
+            return Err(MessageError::DuplicateChannel(temporary));
+        }
         let user_channel_id = self.fresh_u128();
         let keys_id = self.keys.generate_channel_keys_id(true, user_channel_id);
         let signer = self.keys.derive_channel_signer(keys_id);
@@ -546,6 +591,17 @@ impl ChannelManager {
                 Err(MessageError::Channel(e))
             }
         }
+    }
+
+    /// Whether a channel or monitor already has this id.
+    fn channel_id_taken(&self, id: &ChannelId) -> bool {
+        self.channels.contains_key(id) || self.chain_monitor.monitor(id).is_some()
+    }
+
+    /// Answers a peer's channel message with an `error`.
+    fn refuse(&mut self, peer: PublicKey, channel_id: ChannelId, why: &str) {
+        self.outbox
+            .push_back((peer, ChannelMessage::Error(msgs::ErrorMessage { channel_id, data: why.into() })));
     }
 
     /// Moves a channel whose id changed (temporary to final) to its new key.
@@ -701,6 +757,7 @@ impl ChannelManager {
             }
             channel.best_block_updated(height);
         }
+        self.fail_expiring_payments();
         self.process();
     }
 
@@ -762,7 +819,9 @@ impl ChannelManager {
         Ok(())
     }
 
-    /// The next user event, until it is handled.
+    /// The next user event not delivered yet in this run. Until it is
+    /// handled it stays in [`ChannelManager::unhandled_events`], and a
+    /// restart delivers it again.
     pub fn next_event(&mut self) -> Option<(EventId, Event)> {
         self.events.next()
     }
@@ -813,8 +872,10 @@ impl ChannelManager {
             moved |= self.send_channel_updates();
             let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
             for id in ids {
+                // Not only usable channels: a closing channel still commits
+                // its pending claims and fails (the channel checks the rest).
                 let channel = self.channels.get_mut(&id).expect("listed above");
-                if channel.is_usable() {
+                if channel.phase() == &Phase::Funded {
                     moved |= channel.send_commitment().unwrap_or(false);
                 }
             }
@@ -901,9 +962,12 @@ impl ChannelManager {
 
     /// Runs what waited for updates that are now durable.
     fn release_waiting(&mut self) -> bool {
-        let (ready, waiting): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|w| self.chain_monitor.durable_update_id(&w.after.0).is_some_and(|d| d >= w.after.1));
+        let (ready, waiting): (Vec<Waiting>, Vec<Waiting>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|w| match w.after {
+                After::Update(c, id) => self.chain_monitor.durable_update_id(&c).is_some_and(|d| d >= id),
+                // A monitor that is gone (archived) was durable before.
+                After::Write(c, seq) => self.chain_monitor.durable_seq(&c).is_none_or(|d| d >= seq),
+            });
         self.waiting = waiting;
         if ready.is_empty() {
             return false;
@@ -918,9 +982,7 @@ impl ChannelManager {
                 }
                 Then::PartDurable(channel_id, htlc_id) => self.part_durable(channel_id, htlc_id),
                 Then::Emit(event, actions) => {
-                    if !self.events.contains(&event) {
-                        self.events.push(event, actions);
-                    }
+                    self.events.push(event, actions);
                 }
             }
         }
@@ -934,7 +996,28 @@ impl ChannelManager {
     pub(crate) fn wait(&mut self, channel: ChannelId, then: Then, latest: bool) {
         let next = self.channels.get(&channel).map_or(0, |c| c.snapshot().next_update_id);
         let after = if latest { next.saturating_sub(1) } else { next };
-        self.waiting.push(Waiting { after: (channel, after), then });
+        self.waiting.push(Waiting { after: After::Update(channel, after), then });
+    }
+
+    /// Gives the monitor of a channel that no longer takes updates (closed)
+    /// the preimage of inbound HTLC `htlc_id`, so it can claim on chain; runs
+    /// `then` once that is durable.
+    pub(crate) fn claim_on_closed_channel(
+        &mut self,
+        channel_id: ChannelId,
+        htlc_id: u64,
+        preimage: PaymentPreimage,
+        claim: Option<crate::channel::InboundClaim>,
+        then: Then,
+    ) {
+        let seq = match self.chain_monitor.provide_preimage(channel_id, htlc_id, preimage, claim) {
+            Ok(Some(seq)) => seq,
+            // Already there: durable with the channel's latest write.
+            Ok(None) => self.chain_monitor.latest_seq(&channel_id).unwrap_or(0),
+            // No monitor left to claim with: nothing can be done.
+            Err(_) => return,
+        };
+        self.waiting.push(Waiting { after: After::Write(channel_id, seq), then });
     }
 
     fn run_actions(&mut self, actions: Vec<AckAction>) {
@@ -1022,11 +1105,7 @@ impl ChannelManager {
     pub fn fail_htlc_backwards(&mut self, payment_hash: &PaymentHash) -> bool {
         let parts = self.receive.abandon(payment_hash);
         let any = !parts.is_empty();
-        for part in parts {
-            let message =
-                crate::onion::FailureMessage::unknown_payment_details(part.amount_msat, self.best_height);
-            self.fail_parts(vec![part], message);
-        }
+        self.fail_parts(parts, crate::onion::codes::INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS);
         self.process();
         any
     }

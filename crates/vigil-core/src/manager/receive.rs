@@ -31,6 +31,7 @@ pub(crate) struct Part {
     pub(crate) channel_id: ChannelId,
     pub(crate) htlc_id: u64,
     pub(crate) amount_msat: u64,
+    pub(crate) cltv_expiry: u32,
     pub(crate) event_id: crate::monitor::MonitorEventId,
 }
 
@@ -244,6 +245,19 @@ impl Receiver {
         expired.iter().flat_map(|h| self.claimable.remove(h).map(|c| c.parts).unwrap_or_default()).collect()
     }
 
+    /// Payments not claimed yet with a part expiring at or before
+    /// `deadline`: removed, to be failed back before the peer must go on
+    /// chain.
+    pub(crate) fn expiring(&mut self, deadline: u32) -> Vec<Part> {
+        let due: Vec<PaymentHash> = self
+            .claimable
+            .iter()
+            .filter(|(_, c)| c.parts.iter().any(|p| p.cltv_expiry <= deadline))
+            .map(|(h, _)| *h)
+            .collect();
+        due.iter().flat_map(|h| self.claimable.remove(h).map(|c| c.parts).unwrap_or_default()).collect()
+    }
+
     /// Removes a payment the user refuses. Returns its parts, to fail back.
     pub(crate) fn abandon(&mut self, payment_hash: &PaymentHash) -> Vec<Part> {
         self.claimable.remove(payment_hash).map(|c| c.parts).unwrap_or_default()
@@ -256,7 +270,13 @@ mod tests {
     use crate::monitor::MonitorEventId;
 
     fn part(htlc_id: u64, amount_msat: u64) -> Part {
-        Part { channel_id: ChannelId([1; 32]), htlc_id, amount_msat, event_id: MonitorEventId(htlc_id) }
+        Part {
+            channel_id: ChannelId([1; 32]),
+            htlc_id,
+            amount_msat,
+            cltv_expiry: 1000 + htlc_id as u32,
+            event_id: MonitorEventId(htlc_id),
+        }
     }
 
     #[test]
@@ -289,5 +309,9 @@ mod tests {
         );
         assert!(events.next().is_none(), "announced once");
         assert!(r.expire(100, 3).is_empty());
+        // Until it nears its expiry: parts 2 and 3 expire at 1002 and 1003.
+        assert!(r.expiring(1001).is_empty());
+        assert_eq!(r.expiring(1002).len(), 2, "the whole payment is failed back");
+        assert!(r.claimable.is_empty());
     }
 }

@@ -173,3 +173,48 @@ impl Decode for PaymentRecord {
         Ok(record)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+
+    fn record(status: PaymentStatus) -> PaymentRecord {
+        let secp = Secp256k1::new();
+        PaymentRecord {
+            payment_id: PaymentId([1; 32]),
+            payment_hash: PaymentHash([2; 32]),
+            amount_msat: 42_000,
+            payee: PublicKey::from_secret_key(&secp, &SecretKey::from_slice(&[3; 32]).expect("key")),
+            payment_secret: Some([4; 32]),
+            keysend_preimage: None,
+            final_cltv_expiry_delta: 48,
+            invoice: Some("lnbcrt1...".into()),
+            created_at_secs: 1_700_000_000,
+            status,
+        }
+    }
+
+    #[test]
+    fn every_status_round_trips_and_bad_bytes_are_errors() {
+        for status in [
+            PaymentStatus::Pending,
+            PaymentStatus::Succeeded { preimage: PaymentPreimage([5; 32]), fee_paid_msat: 7 },
+            PaymentStatus::Failed { reason: "no route".into() },
+        ] {
+            let r = record(status);
+            let w = r.write();
+            assert_eq!((w.namespace, w.key.as_str()), (PAYMENTS_NAMESPACE, r.key().as_str()));
+            assert_eq!(PaymentRecord::from_bytes(&w.value), Ok(r.clone()));
+            for cut in 0..w.value.len() {
+                assert!(
+                    PaymentRecord::from_bytes(&w.value[..cut]).is_err(),
+                    "a record cut at {cut} is refused"
+                );
+            }
+            let mut newer = w.value.clone();
+            newer[0] = RECORD_VERSION + 1;
+            assert!(PaymentRecord::from_bytes(&newer).is_err(), "a newer version is refused");
+        }
+    }
+}

@@ -324,6 +324,27 @@ impl ChannelMonitor {
         Ok(true)
     }
 
+    /// Gives the monitor the preimage of HTLC `htlc_id` offered to us, for a
+    /// channel that can no longer take updates (closed): the monitor claims
+    /// it on chain. As the payee, `claim` is kept as a deferred restart
+    /// event, exactly as a claim made through an update. Returns whether
+    /// anything changed.
+    pub fn provide_preimage(
+        &mut self,
+        htlc_id: u64,
+        preimage: PaymentPreimage,
+        claim: Option<crate::channel::InboundClaim>,
+    ) -> bool {
+        let hash = PaymentHash(bitcoin::hashes::sha256::Hash::hash(&preimage.0).to_byte_array());
+        let known = self.preimages.contains_key(&hash);
+        let deferred_before = self.deferred.len();
+        let inbound: BTreeSet<u64> =
+            self.snapshot.ledger.htlcs.iter().filter(|h| !h.outbound).map(|h| h.id).collect();
+        let step = UpdateStep::PaymentPreimage { htlc_id, outbound: false, preimage, source: None, claim };
+        self.apply_step(&step, &inbound);
+        !known || self.deferred.len() != deferred_before
+    }
+
     /// Learns the HTLCs we offered from the channel's ledger, and forgets
     /// resolved ones the ledger no longer lists.
     fn track_outbound(&mut self, snapshot: &ChannelSnapshot) {

@@ -124,9 +124,9 @@ pub struct Net {
     pub now_secs: u64,
     links: BTreeSet<(usize, usize)>,
     miner: TestKey,
-    /// When set, the next `update_add_htlc` delivered has one bit of its
-    /// onion flipped (a corrupted onion).
-    pub corrupt_next_onion: bool,
+    /// When set to node `i`, the next `update_add_htlc` delivered to `i`
+    /// has one bit of its onion flipped (a corrupted onion).
+    pub corrupt_next_onion_to: Option<usize>,
 }
 
 fn link(a: usize, b: usize) -> (usize, usize) {
@@ -178,7 +178,7 @@ impl Net {
                 }
             })
             .collect();
-        Net { nodes, chain, clock, now_secs, links: BTreeSet::new(), miner, corrupt_next_onion: false }
+        Net { nodes, chain, clock, now_secs, links: BTreeSet::new(), miner, corrupt_next_onion_to: None }
     }
 
     pub fn id(&self, i: usize) -> PublicKey {
@@ -253,7 +253,8 @@ impl Net {
             }
             let mut msg = msg;
             if let ChannelMessage::UpdateAddHtlc(add) = &mut msg {
-                if std::mem::take(&mut self.corrupt_next_onion) {
+                if self.corrupt_next_onion_to == Some(j) {
+                    self.corrupt_next_onion_to = None;
                     add.onion_routing_packet.hop_data[0] ^= 1;
                 }
             }
