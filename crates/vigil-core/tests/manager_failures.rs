@@ -303,3 +303,22 @@ fn open_channel_with_a_taken_id_is_refused() {
         .expect("kept");
     assert_eq!(after, existing, "the existing channel is untouched");
 }
+
+/// A peer cannot pile up channels it never funds.
+#[test]
+fn unfunded_channels_per_peer_are_bounded() {
+    let (mut net, _, _) = line(vec![ManagerConfig::default(); 3]);
+    let a = net.id(0);
+    let limit = vigil_core::manager::MAX_UNFUNDED_CHANNELS_PER_PEER;
+    for i in 0..=limit {
+        let mut open = common::open_message(&common::OpenOptions::default());
+        open.common_fields.temporary_channel_id = lightning::ln::types::ChannelId([0x40 + i as u8; 32]);
+        let result =
+            net.nodes[1].manager.handle_message(a, vigil_core::channel::ChannelMessage::OpenChannel(open));
+        if i < limit {
+            assert_eq!(result, Ok(()), "open {i} is accepted");
+        } else {
+            assert_eq!(result, Err(vigil_core::manager::MessageError::TooManyPendingChannels));
+        }
+    }
+}

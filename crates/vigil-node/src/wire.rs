@@ -15,6 +15,8 @@ use lightning::ln::msgs::{self, BaseMessageHandler, ChannelMessageHandler, Messa
 use lightning::ln::types::ChannelId;
 use lightning::types::features::{InitFeatures, NodeFeatures};
 use vigil_core::channel::ChannelMessage;
+use vigil_core::manager::gossip::UpdateRefused;
+use vigil_core::manager::MessageError;
 
 use crate::runtime::Runtime;
 
@@ -229,8 +231,14 @@ impl ChannelMessageHandler for WireHandler {
     }
     fn handle_channel_update(&self, their_node_id: PublicKey, msg: &msgs::ChannelUpdate) {
         // A private channel's update from the peer: its forwarding terms,
-        // for our invoices' route hints.
-        self.deliver(their_node_id, ChannelMessage::ChannelUpdate(msg.clone()));
+        // for our invoices' route hints. Updates of other channels are
+        // gossip (the graph takes them); not an error here.
+        let mut rt = self.runtime();
+        match rt.manager.handle_message(their_node_id, ChannelMessage::ChannelUpdate(msg.clone())) {
+            Ok(()) | Err(MessageError::ChannelUpdate(UpdateRefused::UnknownChannel(_))) => {}
+            Err(e) => rt.last_error = Some(format!("channel_update from {their_node_id}: {e}")),
+        }
+        rt.drive();
     }
     fn handle_error(&self, their_node_id: PublicKey, msg: &msgs::ErrorMessage) {
         self.deliver(their_node_id, ChannelMessage::Error(msg.clone()));

@@ -94,6 +94,9 @@ impl ForwardingPolicy {
     }
 }
 
+/// How many channels a peer may have in opening (not yet funded) with us.
+pub const MAX_UNFUNDED_CHANNELS_PER_PEER: usize = 4;
+
 /// The manager's settings.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -179,6 +182,8 @@ pub enum MessageError {
     ChannelUpdate(gossip::UpdateRefused),
     /// It would create a channel whose id is taken.
     DuplicateChannel(ChannelId),
+    /// The peer has too many channels being opened with us.
+    TooManyPendingChannels,
 }
 
 impl std::fmt::Display for MessageError {
@@ -189,6 +194,7 @@ impl std::fmt::Display for MessageError {
             Self::Channel(e) => write!(f, "{}", e.message()),
             Self::ChannelUpdate(e) => write!(f, "{e}"),
             Self::DuplicateChannel(id) => write!(f, "a channel with id {id} exists"),
+            Self::TooManyPendingChannels => write!(f, "too many channels being opened by this peer"),
         }
     }
 }
@@ -559,6 +565,15 @@ impl ChannelManager {
             return Err(MessageError::InboundChannelsRefused);
         }
         let temporary = open.common_fields.temporary_channel_id;
+        let unfunded = self
+            .channels
+            .values()
+            .filter(|c| c.counterparty_node_id() == from && c.phase() != &Phase::Funded)
+            .count();
+        if unfunded >= MAX_UNFUNDED_CHANNELS_PER_PEER {
+            self.refuse(from, temporary, "too many channels being opened at once; try again later");
+            return Err(MessageError::TooManyPendingChannels);
+        }
         if self.channel_id_taken(&temporary) {
             self.refuse(from, temporary, "temporary_channel_id is already in use");
             return Err(MessageError::DuplicateChannel(temporary));
@@ -1080,7 +1095,7 @@ impl ChannelManager {
     /// preimage's hash.
     pub fn claim_funds(&mut self, preimage: PaymentPreimage) -> Result<(), ClaimError> {
         let hash = PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array());
-        if self.receive.claiming.contains_key(&hash) {
+        if self.receive.claiming.contains_key(&hash) || self.receive.completed.contains(&hash) {
             return Ok(());
         }
         let Some((parts, claim)) = self.receive.start_claim(hash, preimage) else {

@@ -72,6 +72,9 @@ impl Claiming {
 pub struct Receiver {
     pub(crate) claimable: BTreeMap<PaymentHash, Claimable>,
     pub(crate) claiming: BTreeMap<PaymentHash, Claiming>,
+    /// Payments whose claim completed in this run (so claiming again is a
+    /// no-op).
+    pub(crate) completed: BTreeSet<PaymentHash>,
 }
 
 /// What to do with a new part.
@@ -222,6 +225,11 @@ impl Receiver {
         }
         let amount_msat = claiming.parts.iter().map(|p| p.amount_msat).sum();
         let event = Event::PaymentClaimed { payment_hash: hash, amount_msat };
+        // Every part is durable and acknowledged: nothing of this claim is
+        // needed in memory any more (a restart rebuilds it from the
+        // deferred events until the user has seen it).
+        self.claiming.remove(&hash);
+        self.completed.insert(hash);
         if seen {
             // The user saw it before a crash; finish the acknowledgement
             // silently.
