@@ -403,3 +403,50 @@ fn payment_arrived_in_time_survives_invoice_expiry_across_restart() {
     net.claim_all(1, &again);
     assert!(net.take_events(0).iter().any(|e| matches!(e, Event::PaymentSent { .. })));
 }
+
+/// A forward whose outbound peer is reconnecting waits for it: if the peer
+/// is back within `forward_wait_ticks`, the payment goes through; if not,
+/// it fails back with `temporary_channel_failure`.
+#[test]
+fn forward_waits_for_a_reconnecting_peer_then_gives_up() {
+    for comes_back in [true, false] {
+        let (mut net, _) = line();
+        let invoice = net.invoice(2, Some(10_000 * SAT));
+        // B restarts (all its channels disconnected), and C stays away.
+        net.crash(1);
+        net.connect(0, 1);
+        let id = net.pay(0, &invoice);
+        net.tick();
+        assert!(net.take_events(0).is_empty(), "still waiting after one tick");
+        if comes_back {
+            net.connect(1, 2);
+            let claimable = net.take_events(2);
+            net.claim_all(2, &claimable);
+            let events = net.take_events(0);
+            assert!(
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == id)),
+                "{events:?}"
+            );
+        } else {
+            for _ in 0..4 {
+                net.tick();
+            }
+            let events = net.take_events(0);
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::PaymentPathFailed {
+                        failure_code: Some(vigil_core::onion::codes::TEMPORARY_CHANNEL_FAILURE),
+                        ..
+                    }
+                )),
+                "{events:?}"
+            );
+            assert!(events
+                .iter()
+                .any(|e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id)));
+        }
+    }
+}
