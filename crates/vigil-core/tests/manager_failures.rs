@@ -322,3 +322,38 @@ fn unfunded_channels_per_peer_are_bounded() {
         }
     }
 }
+
+/// Funding a channel before the peer accepted it, or with a transaction
+/// that does not pay the channel, is refused and changes nothing.
+#[test]
+fn funding_commands_out_of_order_are_refused() {
+    let (mut net, _, _) = line(vec![ManagerConfig::default(); 3]);
+    let c = net.id(2);
+    // A has no link to C, so C never answers.
+    net.connect(0, 2);
+    net.disconnect(0, 2);
+    let any_tx = bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: Vec::new(),
+        output: Vec::new(),
+    };
+    assert!(matches!(
+        net.nodes[0].manager.open_channel(c, 100_000, 0, false),
+        Err(vigil_core::manager::CommandError::PeerNotConnected(_))
+    ));
+    net.connect(0, 2);
+    let temp = net.nodes[0].manager.open_channel(c, 100_000, 0, false).expect("open");
+    // Not accepted yet: the messages have not moved.
+    assert!(matches!(
+        net.nodes[0].manager.funding_transaction_generated(temp, any_tx.clone()),
+        Err(vigil_core::manager::CommandError::Channel(_))
+    ));
+    net.pump();
+    // Accepted now, but the transaction pays nothing to the channel.
+    assert!(matches!(
+        net.nodes[0].manager.funding_transaction_generated(temp, any_tx),
+        Err(vigil_core::manager::CommandError::Channel(_))
+    ));
+    assert!(net.nodes.iter().all(|n| n.errors.is_empty()));
+}

@@ -12,9 +12,17 @@
 //! Private-channel `channel_update`s flow both ways: LDK hints Vigil's real
 //! terms in its invoices, and Vigil hints LDK's.
 //!
+//! Also, in submodules: `option_anchors_zero_fee_htlc_tx` channels opened
+//! each way ([`anchors`]), and a payment routed over a public channel
+//! Vigil learned from LDK's gossip ([`gossip`]).
+//!
 //! Set `VIGIL_LDK_LOG=debug` (or `trace`) to see LDK's log on stderr.
 
+#[path = "ldk_interop/anchors.rs"]
+mod anchors;
 mod common;
+#[path = "ldk_interop/gossip.rs"]
+mod gossip;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Transaction, Txid};

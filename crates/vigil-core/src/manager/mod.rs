@@ -706,6 +706,12 @@ impl ChannelManager {
             .channels
             .get_mut(&temporary_channel_id)
             .ok_or(CommandError::UnknownChannel(temporary_channel_id))?;
+        if channel.phase() != &Phase::Accepted {
+            return Err(CommandError::Channel(ChannelError::Ignore(
+                "the channel is not waiting for its funding transaction (wait for FundingGenerationReady)"
+                    .into(),
+            )));
+        }
         let script = channel.funding_script().to_p2wsh();
         let value = channel.snapshot().value_sat();
         let Some(vout) =

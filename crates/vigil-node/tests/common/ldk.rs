@@ -1,9 +1,12 @@
 //! An in-process LDK 0.2.7 node for interoperability tests: LDK's
 //! `ChannelManager` and `ChainMonitor` (monitors "persisted" in memory,
 //! every write reported `Completed` at once), a `DefaultRouter` over an
-//! empty `NetworkGraph`, `KeysManager`, a fixed fee estimator, a
-//! broadcaster that submits to the shared [`RegtestChain`], and a
-//! `PeerManager` over TCP with `lightning-net-tokio`.
+//! `NetworkGraph` fed by gossip (`P2PGossipSync`, no UTXO checks, as the
+//! route handler of the `PeerManager`, so the node gossips its public
+//! channels and relays what it learns), `KeysManager`, a fixed fee
+//! estimator, a broadcaster that submits to the shared [`RegtestChain`],
+//! and a `PeerManager` over TCP with `lightning-net-tokio` (outbound
+//! connections, and inbound ones after [`LdkNode::listen`]).
 //!
 //! Blocks are fed by [`LdkNode::sync`] through `chain::Listen`
 //! (`block_connected` on the chain monitor first, then on the manager,
@@ -33,9 +36,10 @@ use lightning::events::{Event, EventsProvider};
 use lightning::ln::channelmanager::{ChainParameters, ChannelManager, MIN_FINAL_CLTV_EXPIRY_DELTA};
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler, PeerManager};
 use lightning::onion_message::messenger::DefaultMessageRouter;
-use lightning::routing::gossip::NetworkGraph;
+use lightning::routing::gossip::{NetworkGraph, P2PGossipSync};
 use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::FixedPenaltyScorer;
+use lightning::routing::utxo::UtxoLookup;
 use lightning::sign::ecdsa::EcdsaChannelSigner;
 use lightning::sign::{EntropySource, InMemorySigner, KeysManager, NodeSigner, Recipient};
 use lightning::util::config::UserConfig;
@@ -189,6 +193,8 @@ pub type LdkChainMonitor = ChainMonitor<
 >;
 type Router =
     DefaultRouter<Arc<Graph>, Log, Arc<KeysManager>, Arc<Mutex<FixedPenaltyScorer>>, (), FixedPenaltyScorer>;
+/// LDK's gossip handler as used here (announcements taken unchecked).
+pub type LdkGossipSync = P2PGossipSync<Arc<Graph>, Arc<dyn UtxoLookup + Send + Sync>, Log>;
 type MessageRouter = DefaultMessageRouter<Arc<Graph>, Log, Arc<KeysManager>>;
 /// LDK's channel manager as used here.
 pub type LdkManager = ChannelManager<
@@ -202,11 +208,11 @@ pub type LdkManager = ChannelManager<
     Arc<MessageRouter>,
     Log,
 >;
-/// LDK's peer manager as used here (no gossip, no onion messages).
+/// LDK's peer manager as used here (gossip, no onion messages).
 pub type LdkPeerManager = PeerManager<
     SocketDescriptor,
     Arc<LdkManager>,
-    Arc<IgnoringMessageHandler>,
+    Arc<LdkGossipSync>,
     Arc<IgnoringMessageHandler>,
     Log,
     Arc<IgnoringMessageHandler>,
@@ -230,6 +236,8 @@ pub struct LdkNode {
     pub persister: Arc<MemPersister>,
     /// Its keys (the node key signs invoices built by hand).
     pub keys: Arc<KeysManager>,
+    /// Its network graph (what gossip taught it).
+    pub graph: Arc<Graph>,
     chain: Arc<RegtestChain>,
     best: Mutex<BestBlock>,
 }
@@ -270,7 +278,7 @@ impl LdkNode {
         let graph = Arc::new(NetworkGraph::new(Network::Regtest, logger.clone()));
         let scorer = Arc::new(Mutex::new(FixedPenaltyScorer::with_penalty(0)));
         let router = Arc::new(DefaultRouter::new(graph.clone(), logger.clone(), keys.clone(), scorer, ()));
-        let message_router = Arc::new(DefaultMessageRouter::new(graph, keys.clone()));
+        let message_router = Arc::new(DefaultMessageRouter::new(graph.clone(), keys.clone()));
         let tip = RegtestChain::tip(&chain);
         let best = BestBlock::new(tip.hash, tip.height);
         let manager = Arc::new(ChannelManager::new(
@@ -288,10 +296,11 @@ impl LdkNode {
             now.as_secs() as u32,
         ));
         let ignore = Arc::new(IgnoringMessageHandler {});
+        let gossip: Arc<LdkGossipSync> = Arc::new(P2PGossipSync::new(graph.clone(), None, logger.clone()));
         let peer_manager = Arc::new(PeerManager::new(
             MessageHandler {
                 chan_handler: manager.clone(),
-                route_handler: Arc::clone(&ignore),
+                route_handler: gossip,
                 onion_message_handler: Arc::clone(&ignore),
                 custom_message_handler: Arc::clone(&ignore),
                 send_only_message_handler: ignore,
@@ -309,6 +318,7 @@ impl LdkNode {
             broadcaster,
             persister,
             keys,
+            graph,
             chain,
             best: Mutex::new(best),
         }
@@ -326,6 +336,21 @@ impl LdkNode {
             .await
             .unwrap_or_else(|| panic!("LDK could not connect to {node_id}@{addr}"));
         tokio::spawn(fut);
+    }
+
+    /// Accepts connections on a loopback port (returned), on the tokio
+    /// runtime.
+    pub async fn listen(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound listener has an address");
+        let pm = self.peer_manager.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let stream = stream.into_std().expect("a tokio stream converts to std");
+                tokio::spawn(lightning_net_tokio::setup_inbound(pm.clone(), stream));
+            }
+        });
+        addr
     }
 
     /// An invoice of this node for `amount_msat` built by hand, with

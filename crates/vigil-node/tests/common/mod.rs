@@ -6,7 +6,10 @@
 //! Nodes are named by [`Who`]: `Who::Vigil(i)` is `vigils[i]`,
 //! `Who::Ldk(i)` is `ldks[i]`. [`Harness::new`] is the common case: one of
 //! each, connected; [`Harness::with_nodes`] builds any number, unconnected,
-//! and [`Harness::connect`] joins an LDK node to a Vigil node.
+//! and [`Harness::connect`] joins an LDK node to a Vigil node
+//! ([`Harness::connect_ldks`]: two LDK nodes). LDK nodes accept every
+//! `OpenChannelRequest` as it arrives (for configurations that accept
+//! inbound channels manually, as anchor channels need).
 //!
 //! Vocabulary: [`Harness::step`] (one polling round of every node),
 //! [`Harness::settle`] (step until quiet), [`Harness::wait_vigil_at`] /
@@ -82,6 +85,16 @@ fn seed_of(who: Who) -> [u8; 32] {
     match who {
         Who::Vigil(i) => [7 + 16 * n(i); 32],
         Who::Ldk(i) => [8 + 16 * n(i); 32],
+    }
+}
+
+/// An LDK node configured with `manually_accept_inbound_channels` (needed
+/// for inbound anchor channels) accepts every channel it is offered.
+fn accept_channel_request(node: &LdkNode, event: &LdkEvent) {
+    if let LdkEvent::OpenChannelRequest { temporary_channel_id, counterparty_node_id, .. } = event {
+        node.manager
+            .accept_inbound_channel(temporary_channel_id, counterparty_node_id, 43, None)
+            .unwrap_or_else(|e| panic!("LDK accept_inbound_channel: {e:?}"));
     }
 }
 
@@ -180,6 +193,18 @@ impl Harness {
         .await;
     }
 
+    /// LDK node `a` connects to LDK node `b` (which starts listening);
+    /// returns once both have exchanged `init`.
+    pub async fn connect_ldks(&mut self, a: usize, b: usize) {
+        let addr = self.ldks[b].listen().await;
+        let (a_id, b_id) = (self.ldks[a].node_id(), self.ldks[b].node_id());
+        self.ldks[a].connect(b_id, addr).await;
+        self.wait_for("both LDK nodes connected", |h| {
+            (h.ldks[a].is_connected(&b_id) && h.ldks[b].is_connected(&a_id)).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until neither side sees the other connected.
     pub async fn wait_disconnected(&mut self, ldk: usize, vigil: usize) {
         let vigil_id = self.vigils[vigil].node_id();
@@ -206,6 +231,9 @@ impl Harness {
         for (node, events) in self.ldks.iter().zip(&mut self.ldk_events) {
             let new = node.poll();
             moved |= !new.is_empty();
+            for event in &new {
+                accept_channel_request(node, event);
+            }
             events.extend(new);
         }
         for node in &self.vigils {
@@ -404,14 +432,29 @@ impl Harness {
         }
     }
 
-    /// `funder` opens a channel of `funding_sat` to `fundee` (one LDK node
-    /// and one Vigil node, connected), funds it, and both sides see it
-    /// ready after six blocks. Returns its id.
+    /// `funder` opens a channel of `funding_sat` to `fundee` (connected,
+    /// not both Vigil nodes), funds it, and both sides see it ready after
+    /// six blocks. Returns its id.
     pub async fn open(&mut self, funder: Who, fundee: Who, funding_sat: u64, push_msat: u64) -> ChannelId {
+        self.open_typed(funder, fundee, funding_sat, push_msat, false).await
+    }
+
+    /// As [`Harness::open`]. A Vigil funder asks for `option_anchors_zero_fee_htlc_tx` when
+    /// `anchors` is set; an LDK funder proposes what its configuration
+    /// says (`anchors` is then ignored).
+    pub async fn open_typed(
+        &mut self,
+        funder: Who,
+        fundee: Who,
+        funding_sat: u64,
+        push_msat: u64,
+        anchors: bool,
+    ) -> ChannelId {
+        let peer = self.node_id(fundee);
         let channel_id = match (funder, fundee) {
-            (Who::Ldk(l), Who::Vigil(v)) => self.ldk_funds(l, v, funding_sat, push_msat).await,
-            (Who::Vigil(v), Who::Ldk(l)) => self.vigil_funds(v, l, funding_sat, push_msat).await,
-            _ => panic!("the harness opens channels between an LDK node and a Vigil node only"),
+            (Who::Ldk(l), _) => self.ldk_funds(l, peer, funding_sat, push_msat).await,
+            (Who::Vigil(v), Who::Ldk(l)) => self.vigil_funds(v, l, funding_sat, push_msat, anchors).await,
+            _ => panic!("the harness does not open channels between two Vigil nodes"),
         };
         self.mine(6).await;
         self.ready_event(funder, channel_id).await;
@@ -433,13 +476,12 @@ impl Harness {
         self.open(Who::Vigil(0), Who::Ldk(0), funding_sat, push_msat).await
     }
 
-    /// LDK node `l` opens and funds a channel to Vigil node `v`; returns
+    /// LDK node `l` opens and funds a channel to `peer`; returns
     /// once the funding transaction is in the mempool.
-    async fn ldk_funds(&mut self, l: usize, v: usize, funding_sat: u64, push_msat: u64) -> ChannelId {
-        let vigil_id = self.vigils[v].node_id();
+    async fn ldk_funds(&mut self, l: usize, peer: PublicKey, funding_sat: u64, push_msat: u64) -> ChannelId {
         self.ldks[l]
             .manager
-            .create_channel(vigil_id, funding_sat, push_msat, 42, None, None)
+            .create_channel(peer, funding_sat, push_msat, 42, None, None)
             .unwrap_or_else(|e| panic!("LDK create_channel: {e:?}"));
         let LdkEvent::FundingGenerationReady {
             temporary_channel_id,
@@ -449,7 +491,7 @@ impl Harness {
             ..
         } = self
             .wait_ldk_at(l, "FundingGenerationReady", |e| {
-                matches!(e, LdkEvent::FundingGenerationReady { counterparty_node_id, .. } if *counterparty_node_id == vigil_id)
+                matches!(e, LdkEvent::FundingGenerationReady { counterparty_node_id, .. } if *counterparty_node_id == peer)
             })
             .await
         else {
@@ -474,10 +516,17 @@ impl Harness {
 
     /// Vigil node `v` opens and funds a channel to LDK node `l`; returns
     /// once the funding transaction is in the mempool.
-    async fn vigil_funds(&mut self, v: usize, l: usize, funding_sat: u64, push_msat: u64) -> ChannelId {
+    async fn vigil_funds(
+        &mut self,
+        v: usize,
+        l: usize,
+        funding_sat: u64,
+        push_msat: u64,
+        anchors: bool,
+    ) -> ChannelId {
         let ldk_id = self.ldks[l].node_id();
         let temp = self.vigils[v]
-            .with_manager(|m| m.open_channel(ldk_id, funding_sat, push_msat, false))
+            .with_manager(|m| m.open_channel(ldk_id, funding_sat, push_msat, anchors))
             .unwrap_or_else(|e| panic!("Vigil open_channel: {e}"));
         let VigilEvent::FundingGenerationReady { script_pubkey, value_sat, .. } = self
             .wait_vigil_at(v, "FundingGenerationReady", |e| {

@@ -1,4 +1,5 @@
-//! Payments between Vigil node 0 and LDK node 0 of a [`Harness`], carried
+//! Payments between Vigil node 0 and an LDK node (node 0 unless an `_at`
+//! variant names another) of a [`Harness`], carried
 //! to the end on both sides (claimable, claimed, sent), and the balances
 //! and channel views the tests check afterwards.
 
@@ -22,12 +23,17 @@ pub fn hash_of(preimage: &PaymentPreimage) -> PaymentHash {
 /// LDK pays a Vigil invoice of `amount_msat`; Vigil claims it. Returns the
 /// payment hash.
 pub async fn ldk_pays_vigil(h: &mut Harness, amount_msat: u64) -> PaymentHash {
+    ldk_pays_vigil_at(h, 0, amount_msat).await
+}
+
+/// [`ldk_pays_vigil`] from LDK node `l` (to Vigil node 0).
+pub async fn ldk_pays_vigil_at(h: &mut Harness, l: usize, amount_msat: u64) -> PaymentHash {
     let invoice = h
         .vigil()
         .with_manager(|m| m.create_invoice(Some(amount_msat), "LDK pays Vigil", 3600))
         .expect("Vigil makes an invoice");
     let hash = PaymentHash(invoice.payment_hash().to_byte_array());
-    h.ldk()
+    h.ldks[l]
         .manager
         .pay_for_bolt11_invoice(
             &invoice,
@@ -37,13 +43,18 @@ pub async fn ldk_pays_vigil(h: &mut Harness, amount_msat: u64) -> PaymentHash {
             Retry::Attempts(0),
         )
         .unwrap_or_else(|e| panic!("LDK refused to pay Vigil's invoice: {e:?}\n{}", h.report()));
-    vigil_claims(h, hash, amount_msat).await;
+    vigil_claims_at(h, l, hash, amount_msat).await;
     hash
 }
 
 /// Vigil waits for the payment `hash` of `amount_msat`, claims it, and LDK
 /// learns the preimage (with no routing fee).
 pub async fn vigil_claims(h: &mut Harness, hash: PaymentHash, amount_msat: u64) {
+    vigil_claims_at(h, 0, hash, amount_msat).await;
+}
+
+/// [`vigil_claims`] of a payment from LDK node `l`.
+pub async fn vigil_claims_at(h: &mut Harness, l: usize, hash: PaymentHash, amount_msat: u64) {
     let claimable = h
         .wait_vigil(
             "PaymentClaimable",
@@ -64,7 +75,8 @@ pub async fn vigil_claims(h: &mut Harness, hash: PaymentHash, amount_msat: u64) 
         .await;
     assert!(matches!(claimed, VigilEvent::PaymentClaimed { amount_msat: a, .. } if a == amount_msat));
     let sent = h
-        .wait_ldk(
+        .wait_ldk_at(
+            l,
             "PaymentSent",
             |e| matches!(e, LdkEvent::PaymentSent { payment_hash, .. } if *payment_hash == hash),
         )
@@ -93,13 +105,24 @@ pub fn ldk_invoice(h: &Harness, i: usize, amount_msat: u64) -> lightning::bolt11
 /// Vigil pays an LDK invoice of `amount_msat`; LDK claims it. Returns the
 /// channels LDK received the payment over (one per part).
 pub async fn vigil_pays_ldk(h: &mut Harness, amount_msat: u64, payment_id: [u8; 32]) -> Vec<ChannelId> {
-    let invoice = ldk_invoice(h, 0, amount_msat);
+    vigil_pays_ldk_at(h, 0, amount_msat, payment_id).await
+}
+
+/// [`vigil_pays_ldk`] to LDK node `l` (from Vigil node 0).
+pub async fn vigil_pays_ldk_at(
+    h: &mut Harness,
+    l: usize,
+    amount_msat: u64,
+    payment_id: [u8; 32],
+) -> Vec<ChannelId> {
+    let invoice = ldk_invoice(h, l, amount_msat);
     let hash = PaymentHash(invoice.payment_hash().to_byte_array());
     h.vigil()
         .with_manager(|m| m.pay_invoice(&invoice, None, VigilPaymentId(payment_id)))
         .unwrap_or_else(|e| panic!("Vigil refused to pay LDK's invoice: {e}\n{}", h.report()));
     let claimable = h
-        .wait_ldk(
+        .wait_ldk_at(
+            l,
             "PaymentClaimable",
             |e| matches!(e, LdkEvent::PaymentClaimable { payment_hash, .. } if *payment_hash == hash),
         )
@@ -111,8 +134,9 @@ pub async fn vigil_pays_ldk(h: &mut Harness, amount_msat: u64, payment_id: [u8; 
     assert_eq!(got, amount_msat, "LDK sees the amount Vigil sent");
     assert!(matches!(purpose, PaymentPurpose::Bolt11InvoicePayment { .. }), "{purpose:?}");
     let preimage = purpose.preimage().expect("LDK knows the preimage of its own invoice");
-    h.ldk().manager.claim_funds(preimage);
-    h.wait_ldk(
+    h.ldks[l].manager.claim_funds(preimage);
+    h.wait_ldk_at(
+        l,
         "PaymentClaimed",
         |e| matches!(e, LdkEvent::PaymentClaimed { payment_hash, .. } if *payment_hash == hash),
     )
