@@ -62,6 +62,9 @@ pub struct PaymentRecord {
     pub created_at_secs: u64,
     /// Where it stands.
     pub status: PaymentStatus,
+    /// Whether the user has handled its outcome (`PaymentSent` or
+    /// `PaymentFailed`): then it is never reported again.
+    pub seen: bool,
 }
 
 /// A record to write, then report with
@@ -136,7 +139,7 @@ impl Decode for PaymentStatus {
 
 // PaymentRecord: 0 payment id, 2 hash, 4 amount, 6 payee, 7 secret,
 // 9 keysend preimage, 10 final cltv delta, 11 invoice, 12 created at,
-// 14 status.
+// 14 status, 15 seen (absent: not seen).
 impl Encode for PaymentRecord {
     fn encode(&self, out: &mut Vec<u8>) {
         TlvWriter::new()
@@ -150,6 +153,7 @@ impl Encode for PaymentRecord {
             .opt(11, &self.invoice)
             .field(12, &self.created_at_secs)
             .field(14, &self.status)
+            .opt(15, &self.seen.then_some(true))
             .finish(out);
     }
 }
@@ -168,6 +172,7 @@ impl Decode for PaymentRecord {
             invoice: rec.opt(11)?,
             created_at_secs: rec.req(12)?,
             status: rec.req(14)?,
+            seen: rec.opt::<bool>(15)?.unwrap_or(false),
         };
         rec.finish()?;
         Ok(record)
@@ -192,6 +197,7 @@ mod tests {
             invoice: Some("lnbcrt1...".into()),
             created_at_secs: 1_700_000_000,
             status,
+            seen: false,
         }
     }
 
@@ -202,7 +208,8 @@ mod tests {
             PaymentStatus::Succeeded { preimage: PaymentPreimage([5; 32]), fee_paid_msat: 7 },
             PaymentStatus::Failed { reason: "no route".into() },
         ] {
-            let r = record(status);
+            let mut r = record(status);
+            r.seen = r.status != PaymentStatus::Pending;
             let w = r.write();
             assert_eq!((w.namespace, w.key.as_str()), (PAYMENTS_NAMESPACE, r.key().as_str()));
             assert_eq!(PaymentRecord::from_bytes(&w.value), Ok(r.clone()));

@@ -148,8 +148,13 @@ impl Sender {
         self.emit_after_record.remove(&payment_id).unwrap_or_default()
     }
 
+    /// The user handled the payment's outcome: remembered in this run, and
+    /// written into its record so no restart reports it again.
     pub(crate) fn outcome_handled(&mut self, payment_id: PaymentId) {
         self.run.entry(payment_id).or_default().outcome_handled = true;
+        if let Some(record) = self.records.get(&payment_id).filter(|r| !r.seen).cloned() {
+            self.write(PaymentRecord { seen: true, ..record });
+        }
     }
 
     /// Every payment record.
@@ -243,6 +248,7 @@ impl ChannelManager {
             invoice: Some(invoice.to_string()),
             created_at_secs: self.now_secs,
             status: PaymentStatus::Pending,
+            seen: false,
         };
         self.start_payment(record)
     }
@@ -275,6 +281,7 @@ impl ChannelManager {
             invoice: None,
             created_at_secs: self.now_secs,
             status: PaymentStatus::Pending,
+            seen: false,
         };
         self.start_payment(record)?;
         Ok(payment_hash)
@@ -330,6 +337,7 @@ impl ChannelManager {
             invoice: None,
             created_at_secs: self.now_secs,
             status: PaymentStatus::Pending,
+            seen: false,
         };
         self.start_with_route(record, route);
         Ok(())
@@ -501,14 +509,14 @@ impl ChannelManager {
 
     /// The payment's paths in flight (in a channel, in a monitor, or
     /// resolved in a monitor event not yet seen this run), by session key,
-    /// with what each delivers to the payee.
-    fn in_flight(&self, payment_id: PaymentId) -> BTreeMap<[u8; 32], u64> {
+    /// with what each delivers to the payee and the fees it pays.
+    fn in_flight(&self, payment_id: PaymentId) -> BTreeMap<[u8; 32], (u64, u64)> {
         let mut sessions = BTreeMap::new();
         let mut add = |source: &Option<HtlcSource>| {
             if let Some(HtlcSource::Sent { payment_id: p, session_priv, path }) = source {
                 if *p == payment_id.0 {
-                    let delivered = decode_path(path).map_or(0, |hops| path_amounts(&hops).0);
-                    sessions.insert(*session_priv, delivered);
+                    let amounts = decode_path(path).map_or((0, 0), |hops| path_amounts(&hops));
+                    sessions.insert(*session_priv, amounts);
                 }
             }
         };
@@ -537,7 +545,7 @@ impl ChannelManager {
     /// What the payment still has to send: its amount less what its paths
     /// in flight and claimed deliver.
     fn remaining_msat(&self, payment_id: PaymentId, amount_msat: u64) -> u64 {
-        let in_flight: u64 = self.in_flight(payment_id).values().sum();
+        let in_flight: u64 = self.in_flight(payment_id).values().map(|(delivered, _)| delivered).sum();
         let claimed: u64 = self.send.run.get(&payment_id).map_or(0, |r| r.claimed_delivered);
         amount_msat.saturating_sub(in_flight + claimed)
     }
@@ -561,7 +569,9 @@ impl ChannelManager {
         if self.chain_monitor.monitor(channel_id).is_some_and(|m| m.has_record(&record)) {
             return true;
         }
-        if self.send.run.get(&payment_id).is_some_and(|r| r.outcome_handled) {
+        let handled = self.send.run.get(&payment_id).is_some_and(|r| r.outcome_handled)
+            || self.send.records.get(&payment_id).is_some_and(|r| r.seen);
+        if handled {
             self.chain_monitor.record(channel_id, record);
             return true;
         }
@@ -591,7 +601,11 @@ impl ChannelManager {
             return;
         }
         run.sent_emitted = true;
-        let fee_paid_msat = run.claimed.values().sum();
+        // The payee claims every part: the fee is that of the paths claimed
+        // and of those still in flight.
+        let claimed_fees: u64 = run.claimed.values().sum();
+        let fee_paid_msat =
+            claimed_fees + self.in_flight(payment_id).values().map(|(_, fee)| fee).sum::<u64>();
         let Some(mut record) = self.send.records.get(&payment_id).cloned() else {
             // No record (it cannot be read): tell the user all the same.
             let payment_hash = PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array());
@@ -738,6 +752,39 @@ impl ChannelManager {
     /// At start-up: pending payments with nothing in flight are retried,
     /// or failed if they cannot be.
     pub(super) fn reconcile_payments(&mut self) {
+        // Outcomes recorded but not seen by the user (a crash took the
+        // event) are reported again, unless the replay just did.
+        let unseen: Vec<PaymentRecord> =
+            self.send.records().filter(|r| r.status != PaymentStatus::Pending && !r.seen).cloned().collect();
+        for record in unseen {
+            let id = record.payment_id;
+            let run = self.send.run.entry(id).or_default();
+            if run.sent_emitted || run.failed_emitted {
+                continue;
+            }
+            let seen_in_monitor =
+                self.chain_monitor.monitors().any(|m| m.has_record(&ResolutionRecord::PaymentSeen(id.0)));
+            if seen_in_monitor {
+                continue;
+            }
+            let event = match record.status {
+                PaymentStatus::Succeeded { preimage, fee_paid_msat } => {
+                    run.sent_emitted = true;
+                    Event::PaymentSent {
+                        payment_id: id,
+                        payment_hash: record.payment_hash,
+                        preimage,
+                        fee_paid_msat,
+                    }
+                }
+                PaymentStatus::Failed { reason } => {
+                    run.failed_emitted = true;
+                    Event::PaymentFailed { payment_id: id, payment_hash: record.payment_hash, reason }
+                }
+                PaymentStatus::Pending => continue,
+            };
+            self.events.push(event, vec![AckAction::PaymentSeen(id)]);
+        }
         let pending: Vec<PaymentRecord> =
             self.send.records().filter(|r| r.status == PaymentStatus::Pending).cloned().collect();
         for record in pending {

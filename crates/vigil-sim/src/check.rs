@@ -1,0 +1,157 @@
+//! The invariants checked after a program has run and the world settled
+//! (DESIGN.md §1). Each returns the violations it finds, in words.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lightning::types::payment::PaymentHash;
+use vigil_core::manager::{Event, PaymentId, PaymentStatus};
+
+use crate::world::World;
+
+/// Every invariant, over a settled world.
+pub fn check(world: &World) -> Vec<String> {
+    let mut v = world.violations.clone();
+    no_closes(world, &mut v);
+    payments_resolve_once(world, &mut v);
+    nothing_left(world, &mut v);
+    value_conserved(world, &mut v);
+    v
+}
+
+/// No channel closed: the programs never ask for a force-close.
+fn no_closes(world: &World, v: &mut Vec<String>) {
+    for (i, node) in world.nodes.iter().enumerate() {
+        if let Some(e) = node.user.delivered.iter().find(|e| matches!(e, Event::ChannelClosed { .. })) {
+            v.push(format!("node {i}: a channel closed: {e:?}"));
+        }
+        for c in node.manager.list_channels() {
+            if !c.usable {
+                v.push(format!("node {i}: channel {} is not usable after settling", c.channel_id));
+            }
+        }
+    }
+}
+
+/// Every payment a payer recorded ends with exactly one of `PaymentSent`
+/// and `PaymentFailed`, its record agrees, and a payment the payee claimed
+/// is never reported failed.
+fn payments_resolve_once(world: &World, v: &mut Vec<String>) {
+    let mut claimed: BTreeSet<PaymentHash> = BTreeSet::new();
+    for node in &world.nodes {
+        for e in &node.user.delivered {
+            if let Event::PaymentClaimed { payment_hash, .. } = e {
+                claimed.insert(*payment_hash);
+            }
+        }
+    }
+    for (i, node) in world.nodes.iter().enumerate() {
+        let mut outcomes: BTreeMap<PaymentId, BTreeSet<&'static str>> = BTreeMap::new();
+        for e in &node.user.delivered {
+            match e {
+                Event::PaymentSent { payment_id, .. } => {
+                    outcomes.entry(*payment_id).or_default().insert("sent");
+                }
+                Event::PaymentFailed { payment_id, payment_hash, .. } => {
+                    outcomes.entry(*payment_id).or_default().insert("failed");
+                    if claimed.contains(payment_hash) {
+                        v.push(format!(
+                            "node {i}: payment {payment_hash} failed although its payee claimed it"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for record in node.manager.list_payments() {
+            let seen = outcomes.get(&record.payment_id).cloned().unwrap_or_default();
+            let expected = match record.status {
+                PaymentStatus::Pending => {
+                    v.push(format!("node {i}: payment {} never resolved", record.payment_hash));
+                    continue;
+                }
+                PaymentStatus::Succeeded { .. } => "sent",
+                PaymentStatus::Failed { .. } => "failed",
+            };
+            if seen.len() != 1 || !seen.contains(expected) {
+                v.push(format!(
+                    "node {i}: payment {} has record {:?} but the user saw {seen:?}",
+                    record.payment_hash, record.status
+                ));
+            }
+        }
+    }
+}
+
+/// No HTLC is left on an open channel, and every monitor event and
+/// deferred claim is acknowledged.
+fn nothing_left(world: &World, v: &mut Vec<String>) {
+    for (i, node) in world.nodes.iter().enumerate() {
+        for m in node.manager.chain_monitor().monitors() {
+            if !m.is_closed() && !m.channel_snapshot().ledger.htlcs.is_empty() {
+                v.push(format!(
+                    "node {i}: HTLCs left on {}: {}",
+                    m.channel_id(),
+                    m.channel_snapshot().ledger.htlcs.len()
+                ));
+            }
+            if !m.events().is_empty() {
+                v.push(format!("node {i}: unacknowledged events on {}: {:?}", m.channel_id(), m.events()));
+            }
+            if !m.deferred_events().is_empty() {
+                v.push(format!("node {i}: deferred claims left on {}", m.channel_id()));
+            }
+        }
+    }
+}
+
+/// Value is conserved: in every channel both sides agree and add up to its
+/// capacity, and every node holds what it started with, plus what it
+/// received and earned forwarding, minus what it paid.
+fn value_conserved(world: &World, v: &mut Vec<String>) {
+    for (i, node) in world.nodes.iter().enumerate() {
+        for c in node.manager.list_channels() {
+            let Some(j) = world.nodes.iter().position(|n| n.id() == c.counterparty_node_id) else { continue };
+            let theirs =
+                world.nodes[j].manager.list_channels().into_iter().find(|d| d.channel_id == c.channel_id);
+            let Some(theirs) = theirs else { continue };
+            if c.balance_msat + theirs.balance_msat != c.value_sat * 1000 {
+                v.push(format!(
+                    "channel {}: {} + {} msat is not its capacity {} sat",
+                    c.channel_id, c.balance_msat, theirs.balance_msat, c.value_sat
+                ));
+            }
+        }
+        let mut received = 0u64;
+        let mut paid = 0u64;
+        let mut earned = 0u64;
+        let mut seen_claims = BTreeSet::new();
+        let mut seen_sent = BTreeSet::new();
+        let mut seen_forwards = BTreeSet::new();
+        let amounts: BTreeMap<PaymentId, u64> =
+            node.manager.list_payments().into_iter().map(|r| (r.payment_id, r.amount_msat)).collect();
+        for e in &node.user.delivered {
+            match e {
+                Event::PaymentClaimed { payment_hash, amount_msat } if seen_claims.insert(*payment_hash) => {
+                    received += amount_msat;
+                }
+                Event::PaymentSent { payment_id, fee_paid_msat, .. } if seen_sent.insert(*payment_id) => {
+                    paid += amounts.get(payment_id).copied().unwrap_or(0) + fee_paid_msat;
+                }
+                Event::PaymentForwarded { prev_channel_id, prev_htlc_id, fee_earned_msat, .. }
+                    if seen_forwards.insert((*prev_channel_id, *prev_htlc_id)) =>
+                {
+                    earned += fee_earned_msat;
+                }
+                _ => {}
+            }
+        }
+        let expected = (world.initial_balance[i] + received + earned).checked_sub(paid);
+        let actual = world.balance(i);
+        if expected != Some(actual) {
+            v.push(format!(
+                "node {i}: holds {actual} msat; started with {}, received {received}, earned {earned}, paid {paid}",
+                world.initial_balance[i]
+            ));
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Programs: sequences of operations picked from a seed, and running them.
+
+use bitcoin::hashes::{sha256, Hash};
+
+use crate::world::World;
+use vigil_core::manager::PaymentId;
+
+/// One operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `from` pays an invoice of `to` for `sat` (direct, forwarded or
+    /// multi-part, as routing decides).
+    Pay {
+        /// The payer.
+        from: usize,
+        /// The payee.
+        to: usize,
+        /// The amount, in satoshis.
+        sat: u64,
+    },
+    /// Deliver the next message from `from` to `to`.
+    Deliver {
+        /// The sender.
+        from: usize,
+        /// The receiver.
+        to: usize,
+    },
+    /// Deliver every queued message.
+    DeliverAll,
+    /// Complete one of `node`'s writes that may complete (`pick` chooses).
+    Complete {
+        /// The node.
+        node: usize,
+        /// Which of the ready writes.
+        pick: usize,
+    },
+    /// Complete every write of `node`.
+    CompleteAll {
+        /// The node.
+        node: usize,
+    },
+    /// `node`'s user handles its events (claims, or refuses when `refuse`).
+    Handle {
+        /// The node.
+        node: usize,
+        /// Whether to refuse payments instead of claiming them.
+        refuse: bool,
+    },
+    /// `node`'s user looks at its events without handling them.
+    Peek {
+        /// The node.
+        node: usize,
+    },
+    /// `node` crashes and restarts from its durable image.
+    Crash {
+        /// The node.
+        node: usize,
+    },
+    /// The link `a`–`b` drops.
+    Disconnect {
+        /// One end.
+        a: usize,
+        /// The other.
+        b: usize,
+    },
+    /// The link `a`–`b` comes back.
+    Reconnect {
+        /// One end.
+        a: usize,
+        /// The other.
+        b: usize,
+    },
+    /// A minute passes.
+    Tick,
+    /// A block is mined.
+    Mine,
+}
+
+/// A deterministic generator (xorshift64*).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// The program of `seed`: `ops` operations over `nodes` nodes in a line.
+pub fn generate(seed: u64, ops: usize, nodes: usize) -> Vec<Op> {
+    let mut rng = Rng::new(seed);
+    let n = nodes as u64;
+    let mut program = Vec::with_capacity(ops);
+    for _ in 0..ops {
+        let node = rng.below(n) as usize;
+        let op = match rng.below(100) {
+            0..=11 => {
+                let from = rng.below(n) as usize;
+                let to = (from + 1 + rng.below(n - 1) as usize) % nodes;
+                // Mostly small payments; some need two channels (MPP).
+                let sat =
+                    if rng.below(4) == 0 { 300_000 + rng.below(300_000) } else { 1_000 + rng.below(50_000) };
+                Op::Pay { from, to, sat }
+            }
+            12..=39 => {
+                let a = rng.below(n - 1) as usize;
+                if rng.below(2) == 0 {
+                    Op::Deliver { from: a, to: a + 1 }
+                } else {
+                    Op::Deliver { from: a + 1, to: a }
+                }
+            }
+            40..=44 => Op::DeliverAll,
+            45..=66 => Op::Complete { node, pick: rng.below(8) as usize },
+            67..=70 => Op::CompleteAll { node },
+            71..=80 => Op::Handle { node, refuse: rng.below(10) == 0 },
+            81..=83 => Op::Peek { node },
+            84..=88 => Op::Crash { node },
+            89..=90 => {
+                let a = rng.below(n - 1) as usize;
+                Op::Disconnect { a, b: a + 1 }
+            }
+            91..=94 => {
+                let a = rng.below(n - 1) as usize;
+                Op::Reconnect { a, b: a + 1 }
+            }
+            95..=97 => Op::Tick,
+            _ => Op::Mine,
+        };
+        program.push(op);
+    }
+    program
+}
+
+/// What running a program did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Operations run.
+    pub ops: usize,
+    /// Crashes among them.
+    pub crashes: usize,
+    /// Payments started (accepted by the payer).
+    pub payments: usize,
+}
+
+/// Runs `program` on `world`.
+pub fn run(world: &mut World, program: &[Op]) -> Stats {
+    let mut stats = Stats::default();
+    for (k, op) in program.iter().enumerate() {
+        stats.ops += 1;
+        if world.trace {
+            eprintln!("op {k}: {op:?}");
+        }
+        match *op {
+            Op::Pay { from, to, sat } => {
+                let invoice = world.nodes[to].manager.create_invoice(Some(sat * 1000), "sim", 3600);
+                if let Ok(invoice) = invoice {
+                    let id = PaymentId(sha256::Hash::hash(&(k as u64).to_be_bytes()).to_byte_array());
+                    if world.nodes[from].manager.pay_invoice(&invoice, None, id).is_ok() {
+                        stats.payments += 1;
+                    }
+                }
+            }
+            Op::Deliver { from, to } => {
+                world.deliver_one(from, to);
+            }
+            Op::DeliverAll => {
+                world.deliver_all();
+            }
+            Op::Complete { node, pick } => {
+                world.nodes[node].complete(pick);
+            }
+            Op::CompleteAll { node } => {
+                world.nodes[node].complete_all();
+            }
+            Op::Handle { node, refuse } => {
+                world.user(node, true, refuse);
+            }
+            Op::Peek { node } => {
+                world.user(node, false, false);
+            }
+            Op::Crash { node } => {
+                stats.crashes += 1;
+                world.crash(node);
+            }
+            Op::Disconnect { a, b } => world.disconnect(a, b),
+            Op::Reconnect { a, b } => world.connect(a, b),
+            Op::Tick => world.tick(),
+            Op::Mine => world.mine(1),
+        }
+        world.collect();
+    }
+    stats
+}

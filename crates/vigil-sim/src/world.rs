@@ -1,0 +1,552 @@
+//! The simulated world: nodes (a `ChannelManager` each, with a store that
+//! has a live and a durable image), directed in-memory links, one embedded
+//! regtest chain, and a clock the simulation advances itself.
+//!
+//! Everything is deterministic: the only randomness is the program's seed
+//! (and LDK's `KeysManager` entropy, seeded from the node seed and the
+//! restart count).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{Amount, TxOut};
+use lightning::ln::types::ChannelId;
+use lightning::sign::KeysManager;
+use vigil_chain::testkit::{coinbase_coin, spend_p2wpkh, TestKey};
+use vigil_chain::{ChainSource, ManualClock, RegtestChain};
+use vigil_core::chain_monitor::{ChainMonitor, PersistRequest, StoreOp, MONITORS_NAMESPACE};
+use vigil_core::channel::ChannelMessage;
+use vigil_core::manager::records::PAYMENTS_NAMESPACE;
+use vigil_core::manager::{ChannelManager, Event, ManagerConfig, PaymentRecord, RecordWrite};
+
+/// What a simulated user saw and did.
+#[derive(Debug, Default, Clone)]
+pub struct UserLog {
+    /// Every event delivered, in order, across restarts.
+    pub delivered: Vec<Event>,
+    /// Events whose acknowledgement became durable.
+    pub acknowledged: Vec<Event>,
+    /// Events handled whose acknowledgement is not durable yet, with the
+    /// writes (in flight when it was handled) that must complete first.
+    pub acking: Vec<(Event, BTreeSet<u64>)>,
+}
+
+/// One node and its disk.
+pub struct SimNode {
+    /// The manager.
+    pub manager: ChannelManager,
+    /// The node's seed.
+    pub seed: u8,
+    /// Its configuration.
+    pub config: ManagerConfig,
+    /// What survives a crash.
+    pub durable: BTreeMap<(String, String), Vec<u8>>,
+    /// Monitor writes handed out, not complete.
+    pub in_flight: Vec<PersistRequest>,
+    /// Record writes handed out, not complete, with their tokens.
+    pub record_writes: VecDeque<(u64, RecordWrite)>,
+    /// The next record write's token (monitor writes use their sequence
+    /// numbers; record tokens count down from the top to stay distinct).
+    next_record_token: u64,
+    /// Writes completed so far.
+    pub completed: u64,
+    /// How many times it crashed.
+    pub restarts: u32,
+    /// Its user.
+    pub user: UserLog,
+}
+
+impl SimNode {
+    /// The node id.
+    pub fn id(&self) -> PublicKey {
+        self.manager.node_id()
+    }
+
+    fn keys(seed: u8, restarts: u32) -> KeysManager {
+        KeysManager::new(&[seed; 32], 1_700_000_000 + u64::from(restarts), restarts, true)
+    }
+
+    fn take_requests(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(r) = self.manager.poll_persist() {
+            self.in_flight.push(r);
+            moved = true;
+        }
+        while let Some(w) = self.manager.poll_record_write() {
+            self.next_record_token -= 1;
+            self.record_writes.push_back((self.next_record_token, w));
+            moved = true;
+        }
+        moved
+    }
+
+    /// The tokens of every write in flight.
+    fn pending_tokens(&self) -> BTreeSet<u64> {
+        self.in_flight.iter().map(|r| r.seq).chain(self.record_writes.iter().map(|(t, _)| *t)).collect()
+    }
+
+    /// Completes the `pick`-th write among those that may complete now (the
+    /// oldest of each channel, and the oldest record write). Returns
+    /// whether one completed.
+    pub fn complete(&mut self, pick: usize) -> bool {
+        self.take_requests();
+        let mut ready: Vec<usize> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, r) in self.in_flight.iter().enumerate() {
+            if seen.insert(r.channel_id) {
+                ready.push(i);
+            }
+        }
+        let choices = ready.len() + usize::from(!self.record_writes.is_empty());
+        if choices == 0 {
+            return false;
+        }
+        let choice = pick % choices;
+        let token;
+        if choice == ready.len() {
+            let (t, write) = self.record_writes.pop_front().expect("counted above");
+            token = t;
+            if std::env::var_os("VIGIL_SIM_TRACE").is_some() {
+                let status =
+                    PaymentRecord::from_bytes(&write.value).map(|r| (r.payment_hash, r.status, r.seen));
+                eprintln!("  node {} record durable {status:?}", self.seed - 10);
+            }
+            self.durable.insert((write.namespace.to_string(), write.key.clone()), write.value.clone());
+            self.manager.record_persisted(write.payment_id);
+        } else {
+            let request = self.in_flight.remove(ready[choice]);
+            token = request.seq;
+            for op in &request.ops {
+                match op {
+                    StoreOp::Write { namespace, key, value } => {
+                        self.durable.insert((namespace.to_string(), key.clone()), value.clone());
+                    }
+                    StoreOp::Remove { namespace, key } => {
+                        self.durable.remove(&(namespace.to_string(), key.clone()));
+                    }
+                }
+            }
+            self.manager
+                .persist_completed(request.channel_id, request.seq)
+                .expect("a channel's writes complete in order here");
+        }
+        self.completed += 1;
+        for (_, tokens) in &mut self.user.acking {
+            tokens.remove(&token);
+        }
+        let (acked, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.user.acking).into_iter().partition(|(_, t)| t.is_empty());
+        self.user.acking = waiting;
+        self.user.acknowledged.extend(acked.into_iter().map(|(e, _)| e));
+        true
+    }
+
+    /// Completes every write.
+    pub fn complete_all(&mut self) -> bool {
+        let mut moved = false;
+        while self.complete(0) {
+            moved = true;
+        }
+        moved
+    }
+}
+
+/// A directed link's queue.
+#[derive(Debug, Default)]
+struct Link {
+    up: bool,
+    queue: VecDeque<ChannelMessage>,
+}
+
+/// Whether an outcome event: delivered until acknowledged, never after.
+pub fn is_outcome(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::PaymentClaimed { .. }
+            | Event::PaymentSent { .. }
+            | Event::PaymentFailed { .. }
+            | Event::PaymentForwarded { .. }
+    )
+}
+
+/// The world.
+pub struct World {
+    /// The nodes.
+    pub nodes: Vec<SimNode>,
+    /// The chain.
+    pub chain: RegtestChain,
+    /// Seconds since the epoch.
+    pub now_secs: u64,
+    links: BTreeMap<(usize, usize), Link>,
+    miner: TestKey,
+    /// Each node's total channel balance after setup.
+    pub initial_balance: Vec<u64>,
+    /// Invariant violations seen while running (I5 on delivery).
+    pub violations: Vec<String>,
+    /// Print every delivery, handling and crash (`VIGIL_SIM_TRACE=1`).
+    pub trace: bool,
+}
+
+impl World {
+    /// `n` nodes in a line, with two channels on every link (one
+    /// static_remotekey, one anchors), each funded by the left node with
+    /// half its value pushed to the right one.
+    pub fn new(n: usize) -> World {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let chain = RegtestChain::in_memory(clock);
+        let miner = TestKey::new(99);
+        let mut coins = Vec::new();
+        for i in 0..n {
+            chain.mine(2, &TestKey::new(60 + i as u8).address()).expect("mine");
+            coins.push(chain.height() - 1);
+        }
+        chain.mine(101, &miner.address()).expect("mine");
+        let height = chain.height();
+        let nodes = (0..n)
+            .map(|i| {
+                let seed = 10 + i as u8;
+                let config = ManagerConfig::default();
+                SimNode {
+                    manager: ChannelManager::new(
+                        config.clone(),
+                        SimNode::keys(seed, 0),
+                        height,
+                        1_700_000_000,
+                    ),
+                    seed,
+                    config,
+                    durable: BTreeMap::new(),
+                    in_flight: Vec::new(),
+                    record_writes: VecDeque::new(),
+                    next_record_token: u64::MAX,
+                    completed: 0,
+                    restarts: 0,
+                    user: UserLog::default(),
+                }
+            })
+            .collect();
+        let mut world = World {
+            nodes,
+            chain,
+            now_secs: 1_700_000_000,
+            links: BTreeMap::new(),
+            miner,
+            initial_balance: Vec::new(),
+            violations: Vec::new(),
+            trace: false,
+        };
+        for (i, coin) in coins.iter().enumerate().take(n.saturating_sub(1)) {
+            world.connect(i, i + 1);
+            for (k, anchors) in [false, true].into_iter().enumerate() {
+                world.open(i, i + 1, coin + k as u32, anchors);
+            }
+        }
+        world.settle();
+        world.initial_balance = (0..n).map(|i| world.balance(i)).collect();
+        world
+    }
+
+    /// Connects `a` and `b`.
+    pub fn connect(&mut self, a: usize, b: usize) {
+        if a == b || self.links.get(&(a, b)).is_some_and(|l| l.up) {
+            return;
+        }
+        for key in [(a, b), (b, a)] {
+            let link = self.links.entry(key).or_default();
+            link.up = true;
+            link.queue.clear();
+        }
+        let (ida, idb) = (self.nodes[a].id(), self.nodes[b].id());
+        self.nodes[a].manager.peer_connected(idb);
+        self.nodes[b].manager.peer_connected(ida);
+    }
+
+    /// Drops the connection between `a` and `b` (messages in flight lost).
+    pub fn disconnect(&mut self, a: usize, b: usize) {
+        if !self.links.get(&(a, b)).is_some_and(|l| l.up) {
+            return;
+        }
+        for key in [(a, b), (b, a)] {
+            let link = self.links.entry(key).or_default();
+            link.up = false;
+            link.queue.clear();
+        }
+        let (ida, idb) = (self.nodes[a].id(), self.nodes[b].id());
+        self.nodes[a].manager.peer_disconnected(idb);
+        self.nodes[b].manager.peer_disconnected(ida);
+    }
+
+    /// The links between channel peers (`a < b`).
+    pub fn peer_pairs(&self) -> Vec<(usize, usize)> {
+        self.links.keys().filter(|(a, b)| a < b).copied().collect()
+    }
+
+    /// Moves what every node produced (messages into link queues,
+    /// broadcasts to the chain, writes into its in-flight lists).
+    pub fn collect(&mut self) -> bool {
+        let mut moved = false;
+        for i in 0..self.nodes.len() {
+            moved |= self.nodes[i].take_requests();
+            while let Some(tx) = self.nodes[i].manager.poll_broadcast() {
+                moved = true;
+                let _ = self.chain.submit_transaction(&tx);
+            }
+            while let Some((to, msg)) = self.nodes[i].manager.poll_message() {
+                moved = true;
+                let Some(j) = self.nodes.iter().position(|n| n.id() == to) else { continue };
+                if let Some(link) = self.links.get_mut(&(i, j)).filter(|l| l.up) {
+                    link.queue.push_back(msg);
+                }
+            }
+        }
+        moved
+    }
+
+    /// Delivers the next message from `from` to `to`. Returns whether there
+    /// was one.
+    pub fn deliver_one(&mut self, from: usize, to: usize) -> bool {
+        self.collect();
+        let Some(msg) = self.links.get_mut(&(from, to)).and_then(|l| l.queue.pop_front()) else {
+            return false;
+        };
+        let id = self.nodes[from].id();
+        // A refused message has already been answered by the channel.
+        let _ = self.nodes[to].manager.handle_message(id, msg);
+        self.collect();
+        true
+    }
+
+    /// Delivers every queued message until none is left.
+    pub fn deliver_all(&mut self) -> bool {
+        let mut moved = false;
+        for _ in 0..100_000 {
+            self.collect();
+            let keys: Vec<(usize, usize)> =
+                self.links.iter().filter(|(_, l)| !l.queue.is_empty()).map(|(k, _)| *k).collect();
+            if keys.is_empty() {
+                return moved;
+            }
+            for (a, b) in keys {
+                moved |= self.deliver_one(a, b);
+            }
+        }
+        moved
+    }
+
+    /// The user of `i` handles every event (claiming what is claimable, or
+    /// refusing it when `refuse`), or only looks at them (`handle ==
+    /// false`: it will see them again after a crash).
+    pub fn user(&mut self, i: usize, handle: bool, refuse: bool) -> bool {
+        let mut moved = false;
+        // What is new is delivered (and checked: I5)...
+        while let Some((_, event)) = self.nodes[i].manager.next_event() {
+            moved = true;
+            if is_outcome(&event) && self.nodes[i].user.acknowledged.contains(&event) {
+                self.violations.push(format!("node {i}: an acknowledged event came back: {event:?}"));
+            }
+            if self.trace {
+                eprintln!("  node {i} delivered {event:?}");
+            }
+            self.nodes[i].user.delivered.push(event);
+        }
+        if !handle {
+            return moved;
+        }
+        // ...and everything delivered and not handled yet is handled.
+        for (id, event) in self.nodes[i].manager.unhandled_events() {
+            moved = true;
+            if let Event::PaymentClaimable { purpose, payment_hash, .. } = &event {
+                if refuse {
+                    self.nodes[i].manager.fail_htlc_backwards(payment_hash);
+                } else {
+                    // An error means it is no longer claimable (it timed
+                    // out or was refused), which is allowed.
+                    let _ = self.nodes[i].manager.claim_funds(purpose.preimage());
+                }
+            }
+            self.nodes[i].manager.event_handled(id);
+            if self.trace {
+                eprintln!("  node {i} handled {event:?}");
+            }
+            let node = &mut self.nodes[i];
+            node.take_requests();
+            let tokens = node.pending_tokens();
+            if tokens.is_empty() {
+                node.user.acknowledged.push(event);
+            } else {
+                node.user.acking.push((event, tokens));
+            }
+        }
+        moved
+    }
+
+    /// Mines `n` blocks and feeds them to every node.
+    pub fn mine(&mut self, n: u32) {
+        self.collect();
+        for _ in 0..n {
+            self.chain.mine(1, &self.miner.address()).expect("mine");
+            let height = self.chain.height();
+            let hash = self.chain.block_hash(height).expect("chain").expect("just mined");
+            let block = self.chain.block(&hash).expect("chain").expect("just mined");
+            for node in &mut self.nodes {
+                node.manager.block_connected(height, &block.txdata);
+            }
+        }
+    }
+
+    /// A minute passes.
+    pub fn tick(&mut self) {
+        self.now_secs += 60;
+        for node in &mut self.nodes {
+            node.manager.timer_tick(self.now_secs);
+        }
+    }
+
+    /// `i` crashes: writes in flight and acknowledgements not yet durable are
+    /// lost, and it is rebuilt from its durable image alone.
+    pub fn crash(&mut self, i: usize) {
+        let peers: Vec<usize> = self
+            .peer_pairs()
+            .iter()
+            .filter_map(|&(a, b)| {
+                if a == i {
+                    Some(b)
+                } else if b == i {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for p in &peers {
+            self.disconnect(i, *p);
+        }
+        let height = self.chain.height();
+        let now = self.now_secs;
+        let node = &mut self.nodes[i];
+        node.in_flight.clear();
+        node.record_writes.clear();
+        node.user.acking.clear();
+        node.restarts += 1;
+        let monitors: Vec<(String, Vec<u8>)> = node
+            .durable
+            .iter()
+            .filter(|((n, _), _)| n == MONITORS_NAMESPACE)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect();
+        let records: Vec<PaymentRecord> = node
+            .durable
+            .iter()
+            .filter(|((n, _), _)| n == PAYMENTS_NAMESPACE)
+            .filter_map(|(_, v)| PaymentRecord::from_bytes(v).ok())
+            .collect();
+        let (cm, _torn) = ChainMonitor::load(node.config.chain_monitor.clone(), monitors)
+            .expect("the durable image always loads (writes are atomic)");
+        node.manager = ChannelManager::from_monitors(
+            node.config.clone(),
+            SimNode::keys(node.seed, node.restarts),
+            cm,
+            records,
+            height,
+            now,
+        );
+    }
+
+    /// Node `i`'s balance over its open channels.
+    pub fn balance(&self, i: usize) -> u64 {
+        self.nodes[i].manager.list_channels().iter().map(|c| c.balance_msat).sum()
+    }
+
+    /// Everything moves until quiet: links up, writes complete, messages
+    /// delivered, users handle events, time passes.
+    pub fn settle(&mut self) {
+        for (a, b) in self.all_pairs() {
+            self.connect(a, b);
+        }
+        // Quiet means nothing moved for long enough that every timer
+        // (forward waits, stalled retries, MPP timeouts) has fired.
+        let mut quiet = 0;
+        for round in 0..600 {
+            if round % 2 == 1 {
+                self.tick();
+            }
+            let mut moved = self.collect();
+            for i in 0..self.nodes.len() {
+                moved |= self.nodes[i].complete_all();
+            }
+            moved |= self.deliver_all();
+            for i in 0..self.nodes.len() {
+                moved |= self.user(i, true, false);
+            }
+            moved |= self.collect();
+            quiet = if moved { 0 } else { quiet + 1 };
+            if quiet >= 12 && !self.htlcs_pending() {
+                return;
+            }
+        }
+    }
+
+    fn all_pairs(&self) -> Vec<(usize, usize)> {
+        (0..self.nodes.len().saturating_sub(1)).map(|i| (i, i + 1)).collect()
+    }
+
+    /// Whether any open channel still holds an HTLC.
+    pub fn htlcs_pending(&self) -> bool {
+        self.nodes.iter().any(|n| {
+            n.manager
+                .chain_monitor()
+                .monitors()
+                .any(|m| !m.is_closed() && !m.channel_snapshot().ledger.htlcs.is_empty())
+        })
+    }
+
+    /// Opens a channel from `a` to `b` funded by the coinbase at `coin`.
+    fn open(&mut self, a: usize, b: usize, coin: u32, anchors: bool) -> ChannelId {
+        let idb = self.nodes[b].id();
+        let temp =
+            self.nodes[a].manager.open_channel(idb, 1_000_000, 500_000_000, anchors).expect("open_channel");
+        self.settle_setup();
+        let (script, value) =
+            self.nodes[a]
+                .manager
+                .unhandled_events()
+                .into_iter()
+                .find_map(|(_, e)| match e {
+                    Event::FundingGenerationReady {
+                        temporary_channel_id, script_pubkey, value_sat, ..
+                    } if temporary_channel_id == temp => Some((script_pubkey, value_sat)),
+                    _ => None,
+                })
+                .expect("funding requested");
+        let key = TestKey::new(60 + a as u8);
+        let coin = coinbase_coin(&self.chain, coin);
+        let change = coin.txout.value - Amount::from_sat(value) - Amount::from_sat(1_000);
+        let tx = spend_p2wpkh(
+            &key,
+            std::slice::from_ref(&coin),
+            vec![
+                TxOut { value: Amount::from_sat(value), script_pubkey: script },
+                TxOut { value: change, script_pubkey: key.p2wpkh() },
+            ],
+        );
+        let id = self.nodes[a].manager.funding_transaction_generated(temp, tx).expect("funding");
+        self.settle_setup();
+        self.mine(6);
+        self.settle_setup();
+        id
+    }
+
+    fn settle_setup(&mut self) {
+        for _ in 0..50 {
+            let mut moved = self.collect();
+            for i in 0..self.nodes.len() {
+                moved |= self.nodes[i].complete_all();
+            }
+            moved |= self.deliver_all();
+            if !moved {
+                break;
+            }
+        }
+    }
+}
