@@ -23,6 +23,8 @@
 //! failure packets come with issues 5 and 6.
 #![deny(missing_docs)]
 
+#[cfg(feature = "bug-injection")]
+pub mod bugs;
 pub mod chain_monitor;
 pub mod channel;
 pub mod fees;

@@ -34,6 +34,14 @@ pub enum Op {
         /// Which of the ready writes.
         pick: usize,
     },
+    /// Hold back the writes of one of `node`'s channels (`pick` chooses),
+    /// so that other channels' writes overtake them.
+    Stall {
+        /// The node.
+        node: usize,
+        /// Which channel with writes in flight.
+        pick: usize,
+    },
     /// Complete every write of `node`.
     CompleteAll {
         /// The node.
@@ -125,7 +133,8 @@ pub fn generate(seed: u64, ops: usize, nodes: usize) -> Vec<Op> {
                 }
             }
             40..=44 => Op::DeliverAll,
-            45..=66 => Op::Complete { node, pick: rng.below(8) as usize },
+            45..=63 => Op::Complete { node, pick: rng.below(8) as usize },
+            64..=66 => Op::Stall { node, pick: rng.below(8) as usize },
             67..=70 => Op::CompleteAll { node },
             71..=80 => Op::Handle { node, refuse: rng.below(10) == 0 },
             81..=83 => Op::Peek { node },
@@ -184,6 +193,7 @@ pub fn run(world: &mut World, program: &[Op]) -> Stats {
             Op::Complete { node, pick } => {
                 world.nodes[node].complete(pick);
             }
+            Op::Stall { node, pick } => world.nodes[node].stall(pick),
             Op::CompleteAll { node } => {
                 world.nodes[node].complete_all();
             }

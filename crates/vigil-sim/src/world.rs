@@ -51,6 +51,9 @@ pub struct SimNode {
     next_record_token: u64,
     /// Writes completed so far.
     pub completed: u64,
+    /// A channel whose writes are held back (a slow disk region), so that
+    /// other channels' writes overtake it.
+    pub stalled: Option<ChannelId>,
     /// How many times it crashed.
     pub restarts: u32,
     /// Its user.
@@ -94,7 +97,7 @@ impl SimNode {
         let mut ready: Vec<usize> = Vec::new();
         let mut seen = BTreeSet::new();
         for (i, r) in self.in_flight.iter().enumerate() {
-            if seen.insert(r.channel_id) {
+            if seen.insert(r.channel_id) && Some(r.channel_id) != self.stalled {
                 ready.push(i);
             }
         }
@@ -142,8 +145,16 @@ impl SimNode {
         true
     }
 
+    /// Holds back the writes of the `pick`-th channel with writes in flight.
+    pub fn stall(&mut self, pick: usize) {
+        let mut channels: Vec<ChannelId> = self.in_flight.iter().map(|r| r.channel_id).collect();
+        channels.dedup();
+        self.stalled = if channels.is_empty() { None } else { Some(channels[pick % channels.len()]) };
+    }
+
     /// Completes every write.
     pub fn complete_all(&mut self) -> bool {
+        self.stalled = None;
         let mut moved = false;
         while self.complete(0) {
             moved = true;
@@ -221,6 +232,7 @@ impl World {
                     record_writes: VecDeque::new(),
                     next_record_token: u64::MAX,
                     completed: 0,
+                    stalled: None,
                     restarts: 0,
                     user: UserLog::default(),
                 }
@@ -428,6 +440,7 @@ impl World {
         node.in_flight.clear();
         node.record_writes.clear();
         node.user.acking.clear();
+        node.stalled = None;
         node.restarts += 1;
         let monitors: Vec<(String, Vec<u8>)> = node
             .durable

@@ -382,10 +382,14 @@ impl ChainMonitor {
     /// unacknowledged one is given out again.
     pub fn poll_event(&mut self) -> Option<ReleasedEvent> {
         for (channel_id, slot) in &mut self.slots {
-            let next =
-                slot.monitor.events().iter().find(|e| {
-                    e.gate.is_some_and(|g| g <= slot.durable_seq) && !slot.handed_out.contains(&e.id)
-                });
+            let durable = slot.durable_seq;
+            let next = slot.monitor.events().iter().find(|e| {
+                let released = e.gate.is_some_and(|g| g <= durable);
+                #[cfg(feature = "bug-injection")]
+                let released =
+                    released || (crate::bugs::active(crate::bugs::Bug::EarlyRelease) && e.gate.is_some());
+                released && !slot.handed_out.contains(&e.id)
+            });
             if let Some(e) = next {
                 slot.handed_out.insert(e.id);
                 return Some(ReleasedEvent { channel_id: *channel_id, id: e.id, event: e.event.clone() });
@@ -398,6 +402,10 @@ impl ChainMonitor {
     /// start-up. Returned once; deferred events made while running are only
     /// surfaced by the next start-up.
     pub fn take_startup_replay(&mut self) -> Vec<ReleasedEvent> {
+        #[cfg(feature = "bug-injection")]
+        if crate::bugs::active(crate::bugs::Bug::DropDeferred) {
+            self.startup_replay.clear();
+        }
         std::mem::take(&mut self.startup_replay)
     }
 

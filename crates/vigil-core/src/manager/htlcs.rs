@@ -486,6 +486,12 @@ impl ChannelManager {
         }
         let channel = self.channels.get_mut(&incoming_channel_id).expect("checked above");
         match channel.fulfill_htlc(incoming_htlc_id, preimage, None) {
+            #[cfg(feature = "bug-injection")]
+            Ok(()) if crate::bugs::active(crate::bugs::Bug::EarlyForwardAck) => {
+                if let Then::Emit(event, actions) = then {
+                    self.events.push(event, actions);
+                }
+            }
             Ok(()) => self.wait(incoming_channel_id, then, true),
             Err(_) if channel.snapshot().ledger.htlc(false, incoming_htlc_id).is_none() => {
                 // Upstream already settled (a replay after the claim went

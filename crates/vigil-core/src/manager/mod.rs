@@ -857,6 +857,10 @@ impl ChannelManager {
     /// reappears. Returns whether the id was known.
     pub fn event_handled(&mut self, id: EventId) -> bool {
         let Some((_, actions)) = self.events.handled(id) else { return false };
+        #[cfg(feature = "bug-injection")]
+        if crate::bugs::active(crate::bugs::Bug::ReemitAcknowledged) {
+            return true;
+        }
         self.run_actions(actions);
         self.process();
         true
