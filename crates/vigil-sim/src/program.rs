@@ -108,51 +108,83 @@ impl Rng {
     }
 }
 
+/// Where a program's choices come from: a seeded generator or fuzzer
+/// bytes.
+pub trait Choices {
+    /// A number in `0..n`, or `None` when the source is exhausted.
+    fn pick(&mut self, n: u64) -> Option<u64>;
+}
+
+impl Choices for Rng {
+    fn pick(&mut self, n: u64) -> Option<u64> {
+        Some(self.below(n))
+    }
+}
+
+/// Choices read from bytes (a fuzzer's input): two bytes per choice.
+#[derive(Debug, Clone)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl Choices for Bytes<'_> {
+    fn pick(&mut self, n: u64) -> Option<u64> {
+        let (head, rest) = self.0.split_first_chunk::<2>()?;
+        self.0 = rest;
+        Some(u64::from(u16::from_be_bytes(*head)) % n.max(1))
+    }
+}
+
+/// One operation over `nodes` nodes in a line, or `None` when the choices
+/// run out.
+fn next_op(c: &mut impl Choices, nodes: usize) -> Option<Op> {
+    let n = nodes as u64;
+    let node = c.pick(n)? as usize;
+    let op = match c.pick(100)? {
+        0..=11 => {
+            let from = c.pick(n)? as usize;
+            let to = (from + 1 + c.pick(n - 1)? as usize) % nodes;
+            // Mostly small payments; some need two channels (MPP).
+            let sat = if c.pick(4)? == 0 { 300_000 + c.pick(300_000)? } else { 1_000 + c.pick(50_000)? };
+            Op::Pay { from, to, sat }
+        }
+        12..=39 => {
+            let a = c.pick(n - 1)? as usize;
+            if c.pick(2)? == 0 {
+                Op::Deliver { from: a, to: a + 1 }
+            } else {
+                Op::Deliver { from: a + 1, to: a }
+            }
+        }
+        40..=44 => Op::DeliverAll,
+        45..=63 => Op::Complete { node, pick: c.pick(8)? as usize },
+        64..=66 => Op::Stall { node, pick: c.pick(8)? as usize },
+        67..=70 => Op::CompleteAll { node },
+        71..=80 => Op::Handle { node, refuse: c.pick(10)? == 0 },
+        81..=83 => Op::Peek { node },
+        84..=88 => Op::Crash { node },
+        89..=90 => Op::Disconnect { a: c.pick(n - 1)? as usize, b: 0 },
+        91..=94 => Op::Reconnect { a: c.pick(n - 1)? as usize, b: 0 },
+        95..=97 => Op::Tick,
+        _ => Op::Mine,
+    };
+    // Links join neighbours.
+    Some(match op {
+        Op::Disconnect { a, .. } => Op::Disconnect { a, b: a + 1 },
+        Op::Reconnect { a, .. } => Op::Reconnect { a, b: a + 1 },
+        op => op,
+    })
+}
+
 /// The program of `seed`: `ops` operations over `nodes` nodes in a line.
 pub fn generate(seed: u64, ops: usize, nodes: usize) -> Vec<Op> {
     let mut rng = Rng::new(seed);
-    let n = nodes as u64;
-    let mut program = Vec::with_capacity(ops);
-    for _ in 0..ops {
-        let node = rng.below(n) as usize;
-        let op = match rng.below(100) {
-            0..=11 => {
-                let from = rng.below(n) as usize;
-                let to = (from + 1 + rng.below(n - 1) as usize) % nodes;
-                // Mostly small payments; some need two channels (MPP).
-                let sat =
-                    if rng.below(4) == 0 { 300_000 + rng.below(300_000) } else { 1_000 + rng.below(50_000) };
-                Op::Pay { from, to, sat }
-            }
-            12..=39 => {
-                let a = rng.below(n - 1) as usize;
-                if rng.below(2) == 0 {
-                    Op::Deliver { from: a, to: a + 1 }
-                } else {
-                    Op::Deliver { from: a + 1, to: a }
-                }
-            }
-            40..=44 => Op::DeliverAll,
-            45..=63 => Op::Complete { node, pick: rng.below(8) as usize },
-            64..=66 => Op::Stall { node, pick: rng.below(8) as usize },
-            67..=70 => Op::CompleteAll { node },
-            71..=80 => Op::Handle { node, refuse: rng.below(10) == 0 },
-            81..=83 => Op::Peek { node },
-            84..=88 => Op::Crash { node },
-            89..=90 => {
-                let a = rng.below(n - 1) as usize;
-                Op::Disconnect { a, b: a + 1 }
-            }
-            91..=94 => {
-                let a = rng.below(n - 1) as usize;
-                Op::Reconnect { a, b: a + 1 }
-            }
-            95..=97 => Op::Tick,
-            _ => Op::Mine,
-        };
-        program.push(op);
-    }
-    program
+    (0..ops).map_while(|_| next_op(&mut rng, nodes)).collect()
+}
+
+/// The program a fuzzer's bytes describe (as many operations as the bytes
+/// allow, at most `max_ops`).
+pub fn from_bytes(data: &[u8], max_ops: usize, nodes: usize) -> Vec<Op> {
+    let mut bytes = Bytes(data);
+    (0..max_ops).map_while(|_| next_op(&mut bytes, nodes)).collect()
 }
 
 /// What running a program did.
