@@ -19,8 +19,11 @@
 //! Implemented so far: [`fees`] (BOLT 3 fee, anchor and dust arithmetic),
 //! [`channel`] (the BOLT 2 channel state machine, whose durable changes leave
 //! it as monitor updates), [`ser`] (the versioned TLV encoding of everything
-//! persisted), [`monitor`] and [`chain_monitor`]. The manager and BOLT 4
-//! failure packets come with issues 5 and 6.
+//! persisted), [`monitor`] and [`chain_monitor`], [`manager`] (the
+//! `ChannelManager`, driven by monitor events and never persisted) and
+//! [`onion`] (BOLT 4 failure packets). On-chain enforcement comes with
+//! issue 6. With the feature `bug-injection`, `bugs` holds deliberate bugs
+//! for the simulator's own tests.
 #![deny(missing_docs)]
 
 #[cfg(feature = "bug-injection")]

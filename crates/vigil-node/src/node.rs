@@ -89,6 +89,8 @@ pub struct Node {
     chain: Arc<dyn ChainSource + Send + Sync>,
     store: Arc<dyn KvStore + Send + Sync>,
     follower: Mutex<ChainFollower>,
+    /// The position `node/best_block` holds.
+    recorded_position: Mutex<Option<BlockRef>>,
     node_id: PublicKey,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -132,10 +134,13 @@ impl Node {
         let t = now();
         let keys = || KeysManager::new(&seed, t.as_secs(), t.subsec_nanos(), true);
         let tip = chain.tip().map_err(|e| NodeError::Chain(e.to_string()))?;
-        let position = match store.read(NODE_NAMESPACE, "best_block")? {
-            Some(bytes) => decode_block(&bytes).ok_or_else(|| NodeError::Record("node/best_block".into()))?,
-            None => tip,
+        let recorded = match store.read(NODE_NAMESPACE, "best_block")? {
+            Some(bytes) => {
+                Some(decode_block(&bytes).ok_or_else(|| NodeError::Record("node/best_block".into()))?)
+            }
+            None => None,
         };
+        let position = recorded.unwrap_or(tip);
         // Start-up is replay, for a new node too (it just has nothing to
         // replay): the monitors and the payment records, always both.
         let monitors = store.read_namespace(MONITORS_NAMESPACE)?;
@@ -174,6 +179,7 @@ impl Node {
             chain,
             store,
             follower: Mutex::new(ChainFollower::new(position)),
+            recorded_position: Mutex::new(recorded),
             node_id,
             listener: Mutex::new(None),
         };
@@ -284,8 +290,12 @@ impl Node {
         }
         // The position is recorded only once everything the blocks taught
         // the monitors is durable; otherwise a restart must see them again.
-        if !self.runtime().has_failed_writes() {
+        // Written when it differs from what the store holds, and only once
+        // everything the blocks taught the monitors is durable.
+        let mut recorded = self.recorded_position.lock().unwrap_or_else(|e| e.into_inner());
+        if *recorded != Some(follower.position()) && !self.runtime().has_failed_writes() {
             self.store.write(NODE_NAMESPACE, "best_block", &encode_block(&follower.position()))?;
+            *recorded = Some(follower.position());
         }
         Ok(())
     }

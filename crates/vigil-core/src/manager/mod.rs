@@ -57,7 +57,7 @@ pub use events::{Event, EventId, PaymentId, PaymentPurpose};
 pub use htlcs::NoLog;
 pub use invoice::InvoiceError;
 pub use records::{PaymentRecord, PaymentStatus, RecordWrite};
-pub use send::{PayError, SendError};
+pub use send::PayError;
 
 /// How we forward other people's payments (BOLT 7 `channel_update` terms).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,7 +28,6 @@ use lightning::ln::types::ChannelId;
 use lightning::routing::router::{find_route, Path, PaymentParameters, Route, RouteHop, RouteParameters};
 use lightning::routing::scoring::FixedPenaltyScorer;
 use lightning::sign::EntropySource;
-use lightning::types::features::{ChannelFeatures, NodeFeatures};
 use lightning::types::payment::{PaymentHash, PaymentPreimage, PaymentSecret};
 use lightning::util::config::UserConfig;
 
@@ -80,9 +79,6 @@ impl std::fmt::Display for PayError {
 }
 
 impl std::error::Error for PayError {}
-
-/// Old name kept for the API: sending errors are [`PayError`]s.
-pub type SendError = PayError;
 
 /// What this run knows of a payment beyond its record.
 #[derive(Debug, Default)]
@@ -833,6 +829,3 @@ impl ChannelManager {
         actions
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: ChannelFeatures, _: NodeFeatures) {}
