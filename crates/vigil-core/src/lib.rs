@@ -33,5 +33,6 @@ pub mod channel;
 pub mod fees;
 pub mod manager;
 pub mod monitor;
+pub mod onchain;
 pub mod onion;
 pub mod ser;

@@ -26,6 +26,7 @@ pub mod events;
 pub mod gossip;
 mod htlcs;
 pub mod invoice;
+pub mod onchain;
 pub mod receive;
 pub mod records;
 pub mod send;
@@ -125,6 +126,12 @@ pub struct ManagerConfig {
     pub accept_inbound_channels: bool,
     /// The fee rate for commitments of channels we open.
     pub commitment_feerate_per_kw: u32,
+    /// The fee rate on-chain claims start at; they are bumped from there
+    /// as blocks pass (see [`crate::onchain`]).
+    pub claim_feerate_per_kw: u32,
+    /// Where on-chain claims sweep to: a script of the node's wallet. If
+    /// `None`, the key manager's destination script.
+    pub sweep_script: Option<ScriptBuf>,
 }
 
 impl Default for ManagerConfig {
@@ -142,6 +149,8 @@ impl Default for ManagerConfig {
             max_payment_attempts: 5,
             accept_inbound_channels: true,
             commitment_feerate_per_kw: 1000,
+            claim_feerate_per_kw: 1000,
+            sweep_script: None,
         }
     }
 }
@@ -287,6 +296,8 @@ pub struct ChannelManager {
     ticks: u64,
     outbox: VecDeque<(PublicKey, ChannelMessage)>,
     broadcasts: VecDeque<Transaction>,
+    /// Owed outputs of closed channels not claimed yet, as of the last block.
+    pending_sweeps: Vec<onchain::PendingSweep>,
     /// Funding transactions of channels we open, until broadcast.
     funding_txs: BTreeMap<Txid, Transaction>,
     events: EventQueue,
@@ -360,6 +371,7 @@ impl ChannelManager {
             ticks: 0,
             outbox: VecDeque::new(),
             broadcasts: VecDeque::new(),
+            pending_sweeps: Vec::new(),
             funding_txs: BTreeMap::new(),
             events: EventQueue::default(),
             waiting: Vec::new(),
@@ -415,6 +427,7 @@ impl ChannelManager {
         manager.replaying = false;
         manager.reconcile_payments();
         manager.process();
+        manager.broadcast_claims();
         manager
     }
 
@@ -758,6 +771,7 @@ impl ChannelManager {
         let channel = self.channels.get_mut(&channel_id).ok_or(CommandError::UnknownChannel(channel_id))?;
         channel.force_close();
         self.process();
+        self.broadcast_claims();
         Ok(())
     }
 
@@ -779,7 +793,9 @@ impl ChannelManager {
             channel.best_block_updated(height);
         }
         self.fail_expiring_payments();
+        self.force_close_at_deadlines();
         self.process();
+        self.broadcast_claims();
     }
 
     /// The block at `height` left the chain.
@@ -787,6 +803,7 @@ impl ChannelManager {
         self.best_height = height.saturating_sub(1);
         self.chain_monitor.block_disconnected(height);
         self.process();
+        self.broadcast_claims();
     }
 
     /// A timer tick (about once a minute) with the current time: times out

@@ -27,6 +27,20 @@ pub struct FundingSpend {
     pub txid: Txid,
     /// The height of its block.
     pub height: u32,
+    /// The transaction itself (absent in monitors written before on-chain
+    /// enforcement, which only kept the txid).
+    pub tx: Option<Transaction>,
+}
+
+/// A confirmed transaction that spends an output of the funding spend
+/// (level 1: a claim, ours or theirs) or an output of such a transaction
+/// (level 2: the sweep of a second-stage HTLC transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmedSpend {
+    /// The transaction.
+    pub tx: Transaction,
+    /// The height of its block.
+    pub height: u32,
 }
 
 /// An HTLC we offered that the chain resolved without its preimage, waiting
@@ -72,15 +86,22 @@ impl ChannelMonitor {
     /// the monitor changed (its new state must be persisted before the events
     /// it made are released).
     pub fn block_connected(&mut self, height: u32, txdata: &[Transaction]) -> bool {
-        let before = (self.events.len(), self.onchain.len(), self.funding_spend.clone(), self.outbound.len());
+        let before = (
+            self.events.len(),
+            self.onchain.len(),
+            self.funding_spend.clone(),
+            self.outbound.len(),
+            self.spends.len(),
+        );
         self.best_height = height;
         let funding = self.params.funding_outpoint.map(|o| o.into_bitcoin_outpoint());
         for tx in txdata {
             let txid = tx.compute_txid();
             if self.funding_spend.is_none() && tx.input.iter().any(|i| Some(i.previous_output) == funding) {
-                self.on_funding_spend(txid, height);
+                self.on_funding_spend(tx, height);
             }
             let Some(spend) = self.funding_spend.clone() else { continue };
+            self.follow_spend(tx, txid, spend.txid, height);
             let spent_outputs: Vec<u32> = tx
                 .input
                 .iter()
@@ -112,11 +133,34 @@ impl ChannelMonitor {
             }
         }
         self.finalize_onchain();
-        before != (self.events.len(), self.onchain.len(), self.funding_spend.clone(), self.outbound.len())
+        before
+            != (
+                self.events.len(),
+                self.onchain.len(),
+                self.funding_spend.clone(),
+                self.outbound.len(),
+                self.spends.len(),
+            )
     }
 
-    fn on_funding_spend(&mut self, txid: Txid, height: u32) {
-        self.funding_spend = Some(FundingSpend { txid, height });
+    /// Keeps `tx` if it spends an output of the funding spend or of a
+    /// transaction kept already (once: a block replayed adds nothing).
+    fn follow_spend(&mut self, tx: &Transaction, txid: Txid, commitment: Txid, height: u32) {
+        let level_one = |s: &ConfirmedSpend| s.tx.input.iter().any(|i| i.previous_output.txid == commitment);
+        let followed = |t: &Txid| {
+            *t == commitment || self.spends.iter().any(|s| level_one(s) && s.tx.compute_txid() == *t)
+        };
+        if !tx.input.iter().any(|i| followed(&i.previous_output.txid))
+            || self.spends.iter().any(|s| s.tx.compute_txid() == txid)
+        {
+            return;
+        }
+        self.spends.push(ConfirmedSpend { tx: tx.clone(), height });
+    }
+
+    fn on_funding_spend(&mut self, tx: &Transaction, height: u32) {
+        let txid = tx.compute_txid();
+        self.funding_spend = Some(FundingSpend { txid, height, tx: Some(tx.clone()) });
         self.mark_closed(ClosedBy::FundingSpent { txid });
         // HTLCs we offered that have no output in the confirmed transaction
         // (trimmed, not yet committed, or a commitment we do not know) are
@@ -161,31 +205,23 @@ impl ChannelMonitor {
     /// The block at `height` left the chain: outcomes it brought that are
     /// not final yet are undone.
     pub fn block_disconnected(&mut self, height: u32) -> bool {
-        let before = (self.onchain.len(), self.funding_spend.clone());
+        let before = (self.onchain.len(), self.funding_spend.clone(), self.spends.len());
         self.best_height = height.saturating_sub(1);
         self.onchain.retain(|r| r.height < height);
+        self.spends.retain(|s| s.height < height);
         if self.funding_spend.as_ref().is_some_and(|s| s.height >= height) {
             self.funding_spend = None;
         }
-        before != (self.onchain.len(), self.funding_spend.clone())
+        before != (self.onchain.len(), self.funding_spend.clone(), self.spends.len())
     }
 
-    /// Whether the monitor can be archived: closed, its funding spent by
-    /// the agreed cooperative closing transaction ([`ANTI_REORG_DELAY`]
-    /// confirmations deep), every HTLC we offered resolved, and every event
-    /// acknowledged.
-    ///
-    /// A channel closed by a commitment transaction is never archivable
-    /// yet: its outputs still have to be claimed, and sweeping them is
-    /// on-chain enforcement's job, which will say when it is done.
+    /// Whether the monitor can be archived: closed, its funding spend and
+    /// every spend of an output owed to us [`ANTI_REORG_DELAY`] confirmations
+    /// deep (see [`ChannelMonitor::onchain_settled`]), every HTLC we offered
+    /// resolved, and every event acknowledged.
     pub fn is_archivable(&self) -> bool {
-        let cooperative =
-            |s: &FundingSpend| self.closing_tx.as_ref().is_some_and(|tx| tx.compute_txid() == s.txid);
         self.closed
-            && self
-                .funding_spend
-                .as_ref()
-                .is_some_and(|s| cooperative(s) && self.best_height + 1 >= s.height + ANTI_REORG_DELAY)
+            && self.onchain_settled()
             && self.outbound.is_empty()
             && self.onchain.is_empty()
             && self.events.is_empty()
@@ -198,11 +234,11 @@ impl ChannelMonitor {
     }
 }
 
-// FundingSpend: 0 txid, 2 height.
+// FundingSpend: 0 txid, 2 height, 3 transaction.
 impl Encode for FundingSpend {
     fn encode(&self, out: &mut Vec<u8>) {
         let mut w = TlvWriter::new();
-        w.field(0, &self.txid).field(2, &self.height);
+        w.field(0, &self.txid).field(2, &self.height).opt(3, &self.tx);
         w.finish(out);
     }
 }
@@ -210,7 +246,28 @@ impl Encode for FundingSpend {
 impl Decode for FundingSpend {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut rec = Records::parse(r)?;
-        let value = FundingSpend { txid: rec.req(0)?, height: rec.req(2)? };
+        let value = FundingSpend { txid: rec.req(0)?, height: rec.req(2)?, tx: rec.opt(3)? };
+        rec.finish()?;
+        if value.tx.as_ref().is_some_and(|tx| tx.compute_txid() != value.txid) {
+            return Err(DecodeError::InvalidValue("funding spend transaction does not match its txid"));
+        }
+        Ok(value)
+    }
+}
+
+// ConfirmedSpend: 0 transaction, 2 height.
+impl Encode for ConfirmedSpend {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = TlvWriter::new();
+        w.field(0, &self.tx).field(2, &self.height);
+        w.finish(out);
+    }
+}
+
+impl Decode for ConfirmedSpend {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut rec = Records::parse(r)?;
+        let value = ConfirmedSpend { tx: rec.req(0)?, height: rec.req(2)? };
         rec.finish()?;
         Ok(value)
     }

@@ -4,7 +4,10 @@
 
 use lightning::types::payment::PaymentHash;
 
-use super::{ChannelMonitor, CounterpartyState, MonitorEventId, OutboundHtlc, ResolutionRecord, StoredEvent};
+use super::{
+    ChannelMonitor, CounterpartyState, MonitorEventId, OutboundHtlc, ResolutionRecord, RevokedCommitment,
+    StoredEvent,
+};
 use crate::ser::{
     from_versioned, versioned, Decode, DecodeError, Encode, Reader, Records, Seq, SeqRef, TlvWriter,
 };
@@ -66,21 +69,28 @@ impl Decode for OutboundHtlc {
     }
 }
 
-/// A pair of a txid and a commitment number: 0 txid, 2 number.
-struct Revoked(bitcoin::Txid, u64);
-
-impl Encode for Revoked {
+// RevokedCommitment: 0 txid, 2 number, 3 HTLC outputs (written only when
+// there are some, so monitors from before on-chain enforcement keep their
+// bytes).
+impl Encode for RevokedCommitment {
     fn encode(&self, out: &mut Vec<u8>) {
         let mut w = TlvWriter::new();
-        w.field(0, &self.0).field(2, &self.1);
+        w.field(0, &self.txid).field(2, &self.number);
+        if !self.htlcs.is_empty() {
+            w.field(3, &SeqRef(&self.htlcs));
+        }
         w.finish(out);
     }
 }
 
-impl Decode for Revoked {
+impl Decode for RevokedCommitment {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut rec = Records::parse(r)?;
-        let value = Revoked(rec.req(0)?, rec.req(2)?);
+        let value = RevokedCommitment {
+            txid: rec.req(0)?,
+            number: rec.req(2)?,
+            htlcs: rec.opt::<Seq<_>>(3)?.map(|s| s.0).unwrap_or_default(),
+        };
         rec.finish()?;
         Ok(value)
     }
@@ -113,10 +123,10 @@ impl Decode for Scripts {
 // event id, 26 resolution records, 27 shutdown scripts, 29 closing
 // transaction, 30 closed, 32 broadcast holder commitment, 33 funding spend,
 // 34 on-chain resolutions, 36 best height, 38 accepted inbound ids,
-// 40 claimed inbound ids.
+// 40 claimed inbound ids, 41 confirmed spends of the funding spend's outputs
+// (written only when there are some).
 impl Encode for ChannelMonitor {
     fn encode(&self, out: &mut Vec<u8>) {
-        let revoked: Vec<Revoked> = self.revoked.iter().map(|(t, n)| Revoked(*t, *n)).collect();
         let preimages: Vec<_> = self.preimages.values().copied().collect();
         let outbound: Vec<&OutboundHtlc> = self.outbound.values().collect();
         let resolved: Vec<u64> = self.resolved.iter().copied().collect();
@@ -132,7 +142,7 @@ impl Encode for ChannelMonitor {
             .opt(7, &self.holder.as_ref().map(|(c, _)| c.clone()))
             .field(8, &SeqRef(&self.counterparty))
             .opt(9, &self.holder.as_ref().map(|(_, h)| Seq(h.clone())))
-            .field(10, &SeqRef(&revoked))
+            .field(10, &SeqRef(&self.revoked))
             .field(12, &self.secrets)
             .field(14, &SeqRef(&preimages))
             .field(16, &SeqRef(&outbound.into_iter().cloned().collect::<Vec<_>>()))
@@ -150,6 +160,9 @@ impl Encode for ChannelMonitor {
             .field(36, &self.best_height)
             .field(38, &SeqRef(&accepted))
             .field(40, &SeqRef(&claimed));
+        if !self.spends.is_empty() {
+            w.field(41, &SeqRef(&self.spends));
+        }
         w.finish(out);
     }
 }
@@ -172,7 +185,7 @@ impl Decode for ChannelMonitor {
             snapshot: rec.req(6)?,
             holder,
             counterparty: rec.req::<Seq<_>>(8)?.0,
-            revoked: rec.req::<Seq<Revoked>>(10)?.0.into_iter().map(|r| (r.0, r.1)).collect(),
+            revoked: rec.req::<Seq<RevokedCommitment>>(10)?.0,
             secrets: rec.req(12)?,
             preimages: preimages
                 .0
@@ -194,6 +207,7 @@ impl Decode for ChannelMonitor {
             best_height: rec.req(36)?,
             accepted: rec.req::<Seq<u64>>(38)?.0.into_iter().collect(),
             claimed: rec.req::<Seq<u64>>(40)?.0.into_iter().collect(),
+            spends: rec.opt::<Seq<_>>(41)?.map(|s| s.0).unwrap_or_default(),
         };
         rec.finish()?;
         if monitor

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bitcoin::{ScriptBuf, Transaction, Txid};
 use lightning::ln::chan_utils::{
-    ChannelTransactionParameters, CommitmentTransaction, HolderCommitmentTransaction,
+    ChannelTransactionParameters, CommitmentTransaction, HTLCOutputInCommitment, HolderCommitmentTransaction,
 };
 use lightning::ln::types::ChannelId;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
@@ -35,7 +35,7 @@ use lightning::types::payment::{PaymentHash, PaymentPreimage};
 use crate::channel::commitment::commitment_index;
 use crate::channel::state::RevealedSecrets;
 use crate::channel::{ChannelSnapshot, CommittedHtlc, HtlcFailure, HtlcSource, MonitorUpdate, UpdateStep};
-pub use chain::{FundingSpend, OnchainResolution, ANTI_REORG_DELAY};
+pub use chain::{ConfirmedSpend, FundingSpend, OnchainResolution, ANTI_REORG_DELAY};
 pub use codec::MONITOR_VERSION;
 pub use events::{ClosedBy, MonitorEvent, MonitorEventId, ResolutionRecord, StoredEvent};
 
@@ -97,6 +97,19 @@ pub struct CounterpartyState {
     pub htlcs: Vec<CommittedHtlc>,
 }
 
+/// What the monitor keeps of a revoked counterparty commitment: enough to
+/// take every output of it, and of its second-stage HTLC transactions, if
+/// the counterparty ever broadcasts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCommitment {
+    /// Its txid.
+    pub txid: Txid,
+    /// Its commitment number.
+    pub number: u64,
+    /// Its HTLC outputs (untrimmed HTLCs, from the broadcaster's view).
+    pub htlcs: Vec<HTLCOutputInCommitment>,
+}
+
 /// What the monitor knows of an HTLC we offered, until it is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundHtlc {
@@ -121,8 +134,8 @@ pub struct ChannelMonitor {
     pub(crate) snapshot: ChannelSnapshot,
     pub(crate) holder: Option<(HolderCommitmentTransaction, Vec<CommittedHtlc>)>,
     pub(crate) counterparty: Vec<CounterpartyState>,
-    /// Txids of revoked counterparty commitments, with their numbers.
-    pub(crate) revoked: Vec<(Txid, u64)>,
+    /// Revoked counterparty commitments.
+    pub(crate) revoked: Vec<RevokedCommitment>,
     pub(crate) secrets: RevealedSecrets,
     pub(crate) preimages: BTreeMap<PaymentHash, PaymentPreimage>,
     /// HTLCs we offered that are not resolved yet.
@@ -146,6 +159,8 @@ pub struct ChannelMonitor {
     pub(crate) broadcast_holder: bool,
     pub(crate) funding_spend: Option<FundingSpend>,
     pub(crate) onchain: Vec<OnchainResolution>,
+    /// Confirmed spends of the funding spend's outputs, and of theirs.
+    pub(crate) spends: Vec<ConfirmedSpend>,
     pub(crate) best_height: u32,
 }
 
@@ -193,6 +208,7 @@ impl ChannelMonitor {
             broadcast_holder: false,
             funding_spend: None,
             onchain: Vec::new(),
+            spends: Vec::new(),
             best_height: 0,
         };
         monitor.apply(update)?;
@@ -382,7 +398,11 @@ impl ChannelMonitor {
             UpdateStep::CounterpartySecret { number, .. } => {
                 if let Some(pos) = self.counterparty.iter().position(|c| c.number == *number) {
                     let revoked = self.counterparty.remove(pos);
-                    self.revoked.push((revoked.txid, revoked.number));
+                    self.revoked.push(RevokedCommitment {
+                        txid: revoked.txid,
+                        number: revoked.number,
+                        htlcs: revoked.commitment.nondust_htlcs().clone(),
+                    });
                 }
             }
             UpdateStep::HtlcIrrevocablyCommitted { update_add, policy_violation } => {

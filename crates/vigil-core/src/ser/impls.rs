@@ -12,7 +12,7 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{BlockHash, ScriptBuf, Transaction, Txid};
 use lightning::ln::chan_utils::{
     ChannelTransactionParameters, CommitmentTransaction, CounterpartyCommitmentSecrets,
-    HolderCommitmentTransaction,
+    HTLCOutputInCommitment, HolderCommitmentTransaction,
 };
 use lightning::ln::msgs::UpdateAddHTLC;
 use lightning::ln::types::ChannelId;
@@ -255,7 +255,12 @@ macro_rules! ldk_impl {
         }
     )*};
 }
-ldk_impl!(CommitmentTransaction, HolderCommitmentTransaction, CounterpartyCommitmentSecrets);
+ldk_impl!(
+    CommitmentTransaction,
+    HolderCommitmentTransaction,
+    CounterpartyCommitmentSecrets,
+    HTLCOutputInCommitment
+);
 
 impl Encode for ChannelTransactionParameters {
     fn encode(&self, out: &mut Vec<u8>) {

@@ -77,7 +77,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn signer(&self) -> InMemorySigner {
+    pub fn signer(&self) -> InMemorySigner {
         self.keys.derive_channel_signer(self.keys_id)
     }
 

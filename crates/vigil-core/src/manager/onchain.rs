@@ -1,0 +1,123 @@
+//! The manager's part of on-chain enforcement: broadcasting what the
+//! monitors claim, and failing channels whose HTLCs reach their BOLT 2
+//! deadlines.
+//!
+//! Claims are computed by the monitors from their durable state alone
+//! ([`ChannelMonitor::claims`]); the manager signs nothing itself and keeps
+//! no claim state. At every block, after a force-close and at start-up it
+//! asks every closed monitor for its claims and queues them for broadcast,
+//! so a claim refused, evicted or undone by a reorg is simply sent again,
+//! fee-bumped as its deadline nears.
+//!
+//! On-chain outcomes come back as the monitors' ordinary events
+//! (`ForwardedHtlcClaimed`, `PaymentPathFailed` and so on), handled by the
+//! same code as off-chain ones.
+
+use lightning::ln::types::ChannelId;
+use lightning::sign::SignerProvider;
+
+use super::ChannelManager;
+use crate::channel::ledger::Outcome;
+use crate::monitor::ChannelMonitor;
+use crate::onchain::{ClaimContext, Waiting};
+
+/// Blocks after an offered HTLC's expiry before the channel is failed to
+/// time it out on chain (BOLT 2's `G`).
+pub const OFFERED_HTLC_GRACE_BLOCKS: u32 = 2;
+
+/// Blocks before a fulfilled HTLC's expiry by which the channel is failed
+/// to claim it on chain, if the peer has not taken the fulfill (BOLT 2's
+/// `2R+G+S`).
+pub const FULFILLED_HTLC_DEADLINE_BLOCKS: u32 = 18;
+
+/// An output a closed channel owes us that is not claimed yet, for the
+/// user's view of balances on their way to the wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSweep {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// The output and why it waits.
+    pub waiting: Waiting,
+}
+
+impl ChannelManager {
+    /// Queues the claims of every closed channel for broadcast.
+    pub(super) fn broadcast_claims(&mut self) {
+        let mut pending = Vec::new();
+        let mut claims = Vec::new();
+        for monitor in self.chain_monitor.monitors().filter(|m| needs_enforcement(m)) {
+            let keys_id = monitor.channel_snapshot().channel_keys_id;
+            let signer = self.keys.derive_channel_signer(keys_id);
+            let sweep_script = match &self.config.sweep_script {
+                Some(script) => script.clone(),
+                None => self
+                    .keys
+                    .get_destination_script(keys_id)
+                    .expect("KeysManager always gives a destination script"),
+            };
+            let ctx = ClaimContext {
+                height: self.best_height,
+                feerate_per_kw: self.config.claim_feerate_per_kw,
+                sweep_script: &sweep_script,
+            };
+            let plan = monitor.claims(&signer, &ctx);
+            claims.extend(plan.claims.into_iter().map(|c| c.tx));
+            pending.extend(
+                plan.waiting
+                    .into_iter()
+                    .map(|waiting| PendingSweep { channel_id: monitor.channel_id(), waiting }),
+            );
+        }
+        self.broadcasts.extend(claims);
+        self.pending_sweeps = pending;
+    }
+
+    /// Outputs owed to us by closed channels and not claimed yet, as of the
+    /// last block.
+    pub fn pending_sweeps(&self) -> &[PendingSweep] {
+        &self.pending_sweeps
+    }
+
+    /// Whether every closed channel's on-chain enforcement is over (see
+    /// [`ChannelMonitor::onchain_settled`]).
+    pub fn closed_channels_settled(&self) -> bool {
+        self.chain_monitor.monitors().filter(|m| m.is_closed()).all(ChannelMonitor::onchain_settled)
+    }
+
+    /// Fails every channel holding an HTLC past its BOLT 2 deadline: one we
+    /// offered [`OFFERED_HTLC_GRACE_BLOCKS`] after its expiry, or one we
+    /// fulfilled whose fulfill the peer has not committed
+    /// [`FULFILLED_HTLC_DEADLINE_BLOCKS`] before its expiry. Our commitment
+    /// then goes on chain and the monitor claims the HTLC there.
+    pub(super) fn force_close_at_deadlines(&mut self) {
+        let height = self.best_height;
+        let expired: Vec<ChannelId> = self
+            .channels
+            .iter()
+            .filter(|(_, channel)| {
+                channel.snapshot().ledger.htlcs.iter().any(|h| {
+                    let committed = h.heights.local.is_some() || h.heights.remote.is_some();
+                    let fulfilled =
+                        matches!(h.removal.as_ref().map(|r| &r.outcome), Some(Outcome::Fulfill(_)));
+                    if h.outbound {
+                        committed && !fulfilled && height >= h.cltv_expiry() + OFFERED_HTLC_GRACE_BLOCKS
+                    } else {
+                        fulfilled && height + FULFILLED_HTLC_DEADLINE_BLOCKS >= h.cltv_expiry()
+                    }
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for channel_id in expired {
+            if let Some(channel) = self.channels.get_mut(&channel_id) {
+                channel.force_close();
+            }
+        }
+    }
+}
+
+/// Whether a monitor has anything to do on chain: a closed channel whose
+/// enforcement is not settled.
+fn needs_enforcement(monitor: &ChannelMonitor) -> bool {
+    (monitor.is_closed() || monitor.should_broadcast_holder_commitment()) && !monitor.onchain_settled()
+}

@@ -1,0 +1,373 @@
+//! On-chain enforcement (DESIGN.md I7): the transactions that get every
+//! output a closed channel owes us, computed from the monitor alone.
+//!
+//! [`ChannelMonitor::claims`] is a pure function of the monitor's durable
+//! state (its commitments, secrets, preimages, the confirmed funding spend
+//! and the confirmed spends of its outputs), the chain height, a feerate and
+//! the script to sweep to. It keeps no claim state of its own: after a
+//! restart or a reorg the same call gives the same claims, so the runtime
+//! simply broadcasts what it returns at every block until nothing is left.
+//!
+//! - our commitment, signed, when the channel was force-closed
+//!   ([`ClaimKind::HolderCommitment`]);
+//! - on our commitment: HTLC-timeout and HTLC-success transactions (the
+//!   counterparty's pre-signed second stage), then our delayed outputs
+//!   after their CSV delay;
+//! - on theirs: HTLC outputs spent directly (with the preimage, or after
+//!   the timeout) and `to_remote`;
+//! - on a revoked commitment: every output, and the outputs of their
+//!   second-stage HTLC transactions, with the revocation key.
+//!
+//! Claims we build pay their fee from the value they claim, at a feerate
+//! that rises with every block the claim could have confirmed and did not,
+//! and doubles when a deadline (an HTLC's expiry) is close; never so high
+//! that the output would fall below the dust limit: an output not worth
+//! claiming is left ([`Waiting::reason`]). `owed` lists what is owed.
+
+mod owed;
+
+use bitcoin::absolute::LockTime;
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
+use bitcoin::transaction::Version;
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
+use lightning::sign::ecdsa::EcdsaChannelSigner;
+use lightning::sign::InMemorySigner;
+
+use crate::channel::commitment::htlc_transaction;
+use crate::monitor::{ChannelMonitor, ANTI_REORG_DELAY};
+use owed::{Owed, Spend};
+
+/// What a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClaimKind {
+    /// Our latest commitment, fully signed: the force-close itself.
+    HolderCommitment,
+    /// An HTLC we offered, on our commitment, after its expiry.
+    HtlcTimeout,
+    /// An HTLC offered to us, on our commitment, with its preimage.
+    HtlcSuccess,
+    /// Our `to_local`, or the output of our HTLC transaction, after the CSV
+    /// delay.
+    DelayedOutput,
+    /// An HTLC offered to us, on their commitment, with its preimage.
+    CounterpartyHtlcSuccess,
+    /// An HTLC we offered, on their commitment, after its expiry.
+    CounterpartyHtlcTimeout,
+    /// Our `to_remote` output on their commitment.
+    ToRemote,
+    /// An output of a revoked commitment or of its HTLC transactions.
+    Justice,
+}
+
+/// The chain facts a claim is built against.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimContext<'a> {
+    /// The height of the chain tip.
+    pub height: u32,
+    /// The feerate claims start at, in satoshis per 1000 weight units.
+    pub feerate_per_kw: u32,
+    /// Where claimed funds go: a script of the node's on-chain wallet.
+    pub sweep_script: &'a ScriptBuf,
+}
+
+/// A signed transaction to broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// What it takes.
+    pub kind: ClaimKind,
+    /// The output it spends (the funding output for our commitment).
+    pub outpoint: OutPoint,
+    /// That output's value.
+    pub value_sat: u64,
+    /// The transaction.
+    pub tx: Transaction,
+}
+
+/// Why an owed output is not claimed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Its timelock opens at this height (the first block it can be mined
+    /// in).
+    Timelock(u32),
+    /// It is worth less than the fee of claiming it plus the dust limit.
+    Dust,
+    /// The signer refused to sign it.
+    SignerRefused,
+}
+
+/// An owed output not claimed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// What it would take.
+    pub kind: ClaimKind,
+    /// The output.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub value_sat: u64,
+    /// Why it waits.
+    pub reason: WaitReason,
+}
+
+/// What [`ChannelMonitor::claims`] decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimPlan {
+    /// Transactions to broadcast now.
+    pub claims: Vec<Claim>,
+    /// Owed outputs not claimed now.
+    pub waiting: Vec<Waiting>,
+}
+
+/// The lowest output value a claim leaves (Bitcoin Core's dust limit for a
+/// P2WSH or P2TR output, the largest standard sweep scripts).
+pub const CLAIM_DUST_LIMIT_SAT: u64 = 330;
+
+impl ChannelMonitor {
+    /// The transactions to broadcast now to take what the channel owes us,
+    /// and the owed outputs that must wait. `signer` must be this channel's
+    /// (derived from [`crate::channel::ChannelSnapshot::channel_keys_id`]).
+    ///
+    /// Outputs already spent by a confirmed transaction (ours or theirs) are
+    /// not claimed again.
+    pub fn claims(&self, signer: &InMemorySigner, ctx: &ClaimContext<'_>) -> ClaimPlan {
+        let secp = Secp256k1::new();
+        let mut plan = ClaimPlan::default();
+        if self.broadcast_holder && self.funding_spend.is_none() {
+            if let Some(tx) = self.signed_holder_commitment(signer, &secp) {
+                let outpoint = tx.input[0].previous_output;
+                plan.claims.push(Claim {
+                    kind: ClaimKind::HolderCommitment,
+                    outpoint,
+                    value_sat: self.params.channel_value_satoshis,
+                    tx,
+                });
+            }
+        }
+        for owed in self.owed().into_iter().filter(|o| !self.is_spent(&o.outpoint)) {
+            let waiting = |reason| Waiting {
+                kind: owed.kind,
+                outpoint: owed.outpoint,
+                value_sat: owed.output.value.to_sat(),
+                reason,
+            };
+            if ctx.height + 1 < owed.mineable_at {
+                plan.waiting.push(waiting(WaitReason::Timelock(owed.mineable_at)));
+                continue;
+            }
+            match self.build_claim(&owed, signer, ctx, &secp) {
+                Ok(tx) => plan.claims.push(Claim {
+                    kind: owed.kind,
+                    outpoint: owed.outpoint,
+                    value_sat: owed.output.value.to_sat(),
+                    tx,
+                }),
+                Err(reason) => plan.waiting.push(waiting(reason)),
+            }
+        }
+        plan
+    }
+
+    /// Whether on-chain enforcement is over: the funding spend and every
+    /// spend of an output owed to us are [`ANTI_REORG_DELAY`] blocks deep,
+    /// and no owed output is left unspent (dust excepted).
+    pub fn onchain_settled(&self) -> bool {
+        let Some(spend) = &self.funding_spend else { return false };
+        let deep = |height: u32| self.best_height + 1 >= height + ANTI_REORG_DELAY;
+        if !deep(spend.height) || spend.tx.is_none() && self.closing_tx.is_none() {
+            return false;
+        }
+        self.owed().iter().all(|o| {
+            let dust = o.output.value.to_sat() <= CLAIM_DUST_LIMIT_SAT;
+            match self.spent_by(&o.outpoint) {
+                Some(height) => deep(height),
+                None => dust,
+            }
+        })
+    }
+
+    /// The height of the confirmed transaction spending `outpoint`, if any.
+    fn spent_by(&self, outpoint: &OutPoint) -> Option<u32> {
+        self.spends
+            .iter()
+            .find(|s| s.tx.input.iter().any(|i| i.previous_output == *outpoint))
+            .map(|s| s.height)
+    }
+
+    fn is_spent(&self, outpoint: &OutPoint) -> bool {
+        self.spent_by(outpoint).is_some()
+    }
+
+    /// Our latest commitment with both signatures.
+    fn signed_holder_commitment(
+        &self,
+        signer: &InMemorySigner,
+        secp: &Secp256k1<All>,
+    ) -> Option<Transaction> {
+        let (commitment, _) = self.holder.as_ref()?;
+        let ours = signer.sign_holder_commitment(&self.params, commitment, secp).ok()?;
+        let counterparty = &self.params.counterparty_parameters.as_ref()?.pubkeys.funding_pubkey;
+        let holder = &self.params.holder_pubkeys.funding_pubkey;
+        let script = lightning::ln::chan_utils::make_funding_redeemscript(holder, counterparty);
+        let der = |s: &bitcoin::secp256k1::ecdsa::Signature| {
+            let mut v = s.serialize_der().to_vec();
+            v.push(bitcoin::EcdsaSighashType::All as u8);
+            v
+        };
+        let (first, second) = if holder.serialize() < counterparty.serialize() {
+            (der(&ours), der(&commitment.counterparty_sig))
+        } else {
+            (der(&commitment.counterparty_sig), der(&ours))
+        };
+        let mut tx = commitment.trust().built_transaction().transaction.clone();
+        tx.input[0].witness = Witness::from_slice(&[Vec::new(), first, second, script.to_bytes()]);
+        Some(tx)
+    }
+
+    /// Builds and signs the claim of `owed`.
+    fn build_claim(
+        &self,
+        owed: &Owed,
+        signer: &InMemorySigner,
+        ctx: &ClaimContext<'_>,
+        secp: &Secp256k1<All>,
+    ) -> Result<Transaction, WaitReason> {
+        if let Spend::HolderHtlc(desc) = &owed.spend {
+            // The counterparty signed this transaction: its fee is fixed (zero
+            // with anchors, which need a fee input: see the issue notes).
+            let (holder, _) = self.holder.as_ref().expect("holder HTLCs come from the holder commitment");
+            let (mut tx, script) = htlc_transaction(holder, &desc.htlc, desc_contest_delay(desc));
+            let sig = signer
+                .sign_holder_htlc_transaction(&tx, 0, desc, secp)
+                .map_err(|_| WaitReason::SignerRefused)?;
+            tx.input[0].witness = desc.tx_input_witness(&sig, &script);
+            return Ok(tx);
+        }
+        let value = owed.output.value.to_sat();
+        let feerate = self.bumped_feerate(owed, ctx);
+        // Sign once to learn the weight, then again with the fee taken.
+        let anchors = self.params.channel_type_features.supports_anchors_zero_fee_htlc_tx();
+        let unsigned = sweep_tx(owed, ctx.sweep_script, value, anchors);
+        let weight = self.sign_sweep(owed, unsigned, signer, secp)?.weight().to_wu() + 4;
+        let fee = (feerate * weight).div_ceil(1000);
+        let Some(left) = value.checked_sub(fee).filter(|v| *v >= CLAIM_DUST_LIMIT_SAT) else {
+            return Err(WaitReason::Dust);
+        };
+        self.sign_sweep(owed, sweep_tx(owed, ctx.sweep_script, left, anchors), signer, secp)
+    }
+
+    /// The feerate for `owed` now: the base, raised by half of it for each
+    /// block the claim could have confirmed in, doubled within
+    /// [`ANTI_REORG_DELAY`] blocks of a deadline.
+    fn bumped_feerate(&self, owed: &Owed, ctx: &ClaimContext<'_>) -> u64 {
+        let base = u64::from(ctx.feerate_per_kw.max(253));
+        let waited = u64::from((ctx.height + 1).saturating_sub(owed.mineable_at.max(self.funding_height())));
+        let mut feerate = base + base * waited / 2;
+        if owed.deadline.is_some_and(|d| d <= ctx.height + ANTI_REORG_DELAY) {
+            feerate *= 2;
+        }
+        feerate
+    }
+
+    fn funding_height(&self) -> u32 {
+        self.funding_spend.as_ref().map_or(0, |s| s.height)
+    }
+
+    /// Signs the single input of a sweep of `owed`.
+    fn sign_sweep(
+        &self,
+        owed: &Owed,
+        mut tx: Transaction,
+        signer: &InMemorySigner,
+        secp: &Secp256k1<All>,
+    ) -> Result<Transaction, WaitReason> {
+        let amount = owed.output.value.to_sat();
+        let sig_bytes = |sig: bitcoin::secp256k1::ecdsa::Signature| {
+            let mut v = sig.serialize_der().to_vec();
+            v.push(bitcoin::EcdsaSighashType::All as u8);
+            v
+        };
+        let refused = |_| WaitReason::SignerRefused;
+        let witness = match &owed.spend {
+            Spend::Delayed(desc) => signer.sign_dynamic_p2wsh_input(&tx, 0, desc, secp).map_err(refused)?,
+            Spend::StaticPayment(desc) => {
+                signer.sign_counterparty_payment_input(&tx, 0, desc, secp).map_err(refused)?
+            }
+            Spend::CounterpartyHtlc { htlc, point, script, preimage } => {
+                let sig = signer
+                    .sign_counterparty_htlc_transaction(&self.params, &tx, 0, amount, point, htlc, secp)
+                    .map_err(refused)?;
+                let second = preimage.map(|p| p.0.to_vec()).unwrap_or_default();
+                Witness::from_slice(&[sig_bytes(sig), second, script.to_bytes()])
+            }
+            Spend::RevokedOutput { secret } => {
+                let sig = signer
+                    .sign_justice_revoked_output(&self.params, &tx, 0, amount, secret, secp)
+                    .map_err(refused)?;
+                let script = self.revoked_output_script(secret, secp);
+                Witness::from_slice(&[sig_bytes(sig), vec![1], script.to_bytes()])
+            }
+            Spend::RevokedHtlc { secret, htlc, script, revocation } => {
+                let sig = signer
+                    .sign_justice_revoked_htlc(&self.params, &tx, 0, amount, secret, htlc, secp)
+                    .map_err(refused)?;
+                Witness::from_slice(&[sig_bytes(sig), revocation.serialize().to_vec(), script.to_bytes()])
+            }
+            Spend::HolderHtlc(_) => unreachable!("built by build_claim"),
+        };
+        tx.input[0].witness = witness;
+        Ok(tx)
+    }
+
+    /// The revokeable script of the counterparty's commitment whose
+    /// per-commitment secret is `secret`.
+    fn revoked_output_script(
+        &self,
+        secret: &bitcoin::secp256k1::SecretKey,
+        secp: &Secp256k1<All>,
+    ) -> ScriptBuf {
+        use lightning::ln::chan_utils::{get_revokeable_redeemscript, TxCreationKeys};
+        let point = PublicKey::from_secret_key(secp, secret);
+        let counterparty = &self.params.counterparty_parameters.as_ref().expect("funded channel").pubkeys;
+        let keys =
+            TxCreationKeys::from_channel_static_keys(&point, counterparty, &self.params.holder_pubkeys, secp);
+        get_revokeable_redeemscript(
+            &keys.revocation_key,
+            self.params.holder_selected_contest_delay,
+            &keys.broadcaster_delayed_payment_key,
+        )
+    }
+}
+
+/// The contest delay of our HTLC transactions: the one the counterparty
+/// chose for us.
+fn desc_contest_delay(desc: &lightning::sign::HTLCDescriptor) -> u16 {
+    desc.channel_derivation_parameters.transaction_parameters.as_holder_broadcastable().contest_delay()
+}
+
+/// An unsigned one-input, one-output sweep of `owed` paying `value` to
+/// `script`, with the lock time and sequence its script requires (`anchors`:
+/// the channel has zero-fee-HTLC anchors).
+fn sweep_tx(owed: &Owed, script: &ScriptBuf, value: u64, anchors: bool) -> Transaction {
+    let (lock_time, sequence) = match &owed.spend {
+        Spend::Delayed(desc) => (0, u32::from(desc.to_self_delay)),
+        Spend::StaticPayment(_) => (0, if anchors { 1 } else { Sequence::ENABLE_RBF_NO_LOCKTIME.0 }),
+        Spend::CounterpartyHtlc { htlc, .. } => {
+            // Anchor channels' HTLC outputs carry `1 OP_CHECKSEQUENCEVERIFY`
+            // outside the revocation branch.
+            let lock = if htlc.offered { 0 } else { htlc.cltv_expiry };
+            (lock, if anchors { 1 } else { Sequence::ENABLE_RBF_NO_LOCKTIME.0 })
+        }
+        Spend::RevokedOutput { .. } | Spend::RevokedHtlc { .. } => (0, Sequence::ENABLE_RBF_NO_LOCKTIME.0),
+        Spend::HolderHtlc(_) => unreachable!("HTLC transactions are pre-signed"),
+    };
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::from_consensus(lock_time),
+        input: vec![TxIn {
+            previous_output: owed.outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence(sequence),
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut { value: Amount::from_sat(value), script_pubkey: script.clone() }],
+    }
+}

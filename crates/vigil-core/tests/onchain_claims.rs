@@ -1,0 +1,353 @@
+//! On-chain enforcement with real transactions: both ends of a channel run
+//! their monitors' claims block after block on the embedded regtest chain
+//! (every transaction checked by libbitcoinconsensus on submission), until
+//! both say enforcement is settled. Then the coins are counted: every
+//! output of the closing transaction tree is either swept to its owner's
+//! wallet script, an anchor, or paid as fee, to the satoshi.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::{OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use common::{OpenOptions, Pair, Who};
+use lightning::sign::InMemorySigner;
+use lightning::types::payment::PaymentPreimage;
+use vigil_chain::regtest::{validate::TxError, SubmitError};
+use vigil_chain::testkit::TestKey;
+use vigil_chain::ChainSource;
+use vigil_core::channel::{MonitorUpdate, UpdateStep};
+use vigil_core::monitor::{ChannelMonitor, MonitorEvent};
+use vigil_core::onchain::{ClaimContext, ClaimKind};
+
+fn monitor_of(updates: &[MonitorUpdate]) -> ChannelMonitor {
+    let mut monitor = ChannelMonitor::from_first_update(&updates[0]).expect("funded");
+    for u in &updates[1..] {
+        monitor.apply(u).expect("applies");
+    }
+    monitor
+}
+
+/// One end of the channel enforcing it.
+struct Enforcer {
+    monitor: ChannelMonitor,
+    signer: InMemorySigner,
+    sweep: ScriptBuf,
+    /// Txids of the claims it broadcast.
+    broadcast: BTreeSet<Txid>,
+    kinds: BTreeSet<ClaimKind>,
+}
+
+impl Enforcer {
+    fn new(pair: &Pair, who: Who, sweep_key: u8) -> Self {
+        let node = pair.node_ref(who);
+        Enforcer {
+            monitor: monitor_of(&node.durable),
+            signer: node.signer(),
+            sweep: TestKey::new(sweep_key).p2wpkh(),
+            broadcast: BTreeSet::new(),
+            kinds: BTreeSet::new(),
+        }
+    }
+
+    /// Broadcasts the monitor's claims at the current tip. A claim the
+    /// mempool refuses for anything but a conflict or a duplicate fails
+    /// the test.
+    fn broadcast(&mut self, pair: &Pair) {
+        let ctx =
+            ClaimContext { height: pair.chain.height(), feerate_per_kw: 1000, sweep_script: &self.sweep };
+        for claim in self.monitor.claims(&self.signer, &ctx).claims {
+            match pair.chain.submit_transaction(&claim.tx) {
+                Ok(txid) => {
+                    self.broadcast.insert(txid);
+                    self.kinds.insert(claim.kind);
+                }
+                Err(SubmitError::Invalid(
+                    TxError::AlreadyInMempool { .. }
+                    | TxError::AlreadyInChain { .. }
+                    | TxError::DoubleSpend { .. },
+                )) => {}
+                Err(e) => panic!("{:?} claim of {} refused: {e}", claim.kind, claim.outpoint),
+            }
+        }
+    }
+}
+
+fn block_txs(pair: &Pair, height: u32) -> Vec<Transaction> {
+    let hash = pair.chain.block_hash(height).expect("chain").expect("block at height");
+    pair.chain.block(&hash).expect("chain").expect("block").txdata
+}
+
+/// Mines one block (with `extra` first) and feeds it to both monitors.
+fn mine(pair: &Pair, enforcers: &mut [&mut Enforcer], extra: &[Transaction]) {
+    for tx in extra {
+        pair.chain.submit_transaction(tx).unwrap_or_else(|e| panic!("extra transaction refused: {e}"));
+    }
+    pair.chain.mine(1, &TestKey::new(99).address()).expect("mine");
+    let height = pair.chain.height();
+    let txs = block_txs(pair, height);
+    for e in enforcers.iter_mut() {
+        e.monitor.block_connected(height, &txs);
+    }
+}
+
+/// Runs both enforcers until both are settled.
+fn run_to_settlement(pair: &Pair, a: &mut Enforcer, b: &mut Enforcer) {
+    for _ in 0..400 {
+        if a.monitor.onchain_settled() && b.monitor.onchain_settled() {
+            return;
+        }
+        a.broadcast(pair);
+        b.broadcast(pair);
+        mine(pair, &mut [a, b], &[]);
+    }
+    let ctx = |e: &Enforcer| {
+        e.monitor.claims(
+            &e.signer,
+            &ClaimContext { height: pair.chain.height(), feerate_per_kw: 1000, sweep_script: &e.sweep },
+        )
+    };
+    panic!("not settled after 400 blocks: A waits {:?}, B waits {:?}", ctx(a).waiting, ctx(b).waiting);
+}
+
+/// The coins of the closing tree (every transaction descending from the
+/// funding output): unspent outputs by script, and the fees paid, per
+/// transaction.
+struct Tree {
+    unspent: BTreeMap<OutPoint, TxOut>,
+    fees: BTreeMap<Txid, u64>,
+}
+
+fn closing_tree(pair: &Pair, from: u32) -> Tree {
+    let funding = pair.funding.clone().expect("funded");
+    let mut coins: BTreeMap<OutPoint, TxOut> = BTreeMap::new();
+    coins.insert(OutPoint { txid: funding.compute_txid(), vout: 0 }, funding.output[0].clone());
+    let mut unspent = coins.clone();
+    let mut fees = BTreeMap::new();
+    for h in from..=pair.chain.height() {
+        for tx in block_txs(pair, h) {
+            if !tx.input.iter().any(|i| coins.contains_key(&i.previous_output)) {
+                continue;
+            }
+            assert!(
+                tx.input.iter().all(|i| coins.contains_key(&i.previous_output)),
+                "claims add no foreign input"
+            );
+            let inputs: u64 = tx.input.iter().map(|i| coins[&i.previous_output].value.to_sat()).sum();
+            let outputs: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+            let txid = tx.compute_txid();
+            fees.insert(txid, inputs - outputs);
+            for i in &tx.input {
+                unspent.remove(&i.previous_output);
+            }
+            for (vout, o) in tx.output.iter().enumerate() {
+                let op = OutPoint { txid, vout: vout as u32 };
+                coins.insert(op, o.clone());
+                unspent.insert(op, o.clone());
+            }
+        }
+    }
+    Tree { unspent, fees }
+}
+
+impl Tree {
+    fn paid_to(&self, script: &ScriptBuf) -> u64 {
+        self.unspent.values().filter(|o| o.script_pubkey == *script).map(|o| o.value.to_sat()).sum()
+    }
+
+    fn fees_of(&self, txids: &BTreeSet<Txid>) -> u64 {
+        txids.iter().filter_map(|t| self.fees.get(t)).sum()
+    }
+
+    fn total_fees(&self) -> u64 {
+        self.fees.values().sum()
+    }
+
+    /// Every unspent output is swept to `sweeps` or is an anchor; returns
+    /// the anchors' value.
+    fn anchors_only_besides(&self, sweeps: &[&ScriptBuf]) -> u64 {
+        let mut anchors = 0;
+        for (op, o) in &self.unspent {
+            if sweeps.contains(&&o.script_pubkey) {
+                continue;
+            }
+            assert_eq!(o.value.to_sat(), 330, "output {op} left unclaimed: {o:?}");
+            anchors += 330;
+        }
+        anchors
+    }
+}
+
+/// The receiver learns (durably) the preimage of HTLC `id` but the fulfill
+/// never reaches the offerer.
+fn learn_preimage_only(pair: &mut Pair, to: Who, id: u64, preimage: PaymentPreimage) {
+    pair.node(to).channel.fulfill_htlc(id, preimage, None).expect("fulfill_htlc");
+    pair.pump(to);
+    pair.node(to).to_peer.clear();
+}
+
+/// HTLCs in both directions, then a force-close by `closer`: every output
+/// ends in its owner's sweep script, to the satoshi.
+fn force_close_with_htlcs_both_ways(anchors: bool, closer: Who) {
+    let mut pair = Pair::open(OpenOptions { anchors, ..OpenOptions::default() });
+    let capacity = 1_000_000;
+    let (a_to_b_known, p1) = pair.pay(Who::A, 5_000_000);
+    let (b_to_a_known, p2) = pair.pay(Who::B, 6_000_000);
+    let (_a_to_b_timeout, _) = pair.pay(Who::A, 7_000_000);
+    let (_b_to_a_timeout, _) = pair.pay(Who::B, 8_000_000);
+    let (_dust, _) = pair.pay(Who::A, 300_000);
+    learn_preimage_only(&mut pair, Who::B, a_to_b_known, p1);
+    learn_preimage_only(&mut pair, Who::A, b_to_a_known, p2);
+    pair.node(closer).channel.force_close();
+    pair.pump(closer);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    let closed_from = pair.chain.height() + 1;
+    run_to_settlement(&pair, &mut a, &mut b);
+
+    let closing = if closer == Who::A { &a } else { &b };
+    assert!(closing.kinds.contains(&ClaimKind::HolderCommitment), "{closer:?} broadcast its commitment");
+    let (holder, other) = if closer == Who::A { (&a, &b) } else { (&b, &a) };
+    for kind in [ClaimKind::HtlcTimeout, ClaimKind::HtlcSuccess, ClaimKind::DelayedOutput] {
+        assert!(holder.kinds.contains(&kind), "the closer claimed {kind:?}: {:?}", holder.kinds);
+    }
+    for kind in [ClaimKind::CounterpartyHtlcTimeout, ClaimKind::CounterpartyHtlcSuccess, ClaimKind::ToRemote]
+    {
+        assert!(other.kinds.contains(&kind), "the other side claimed {kind:?}: {:?}", other.kinds);
+    }
+
+    let tree = closing_tree(&pair, closed_from);
+    let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep]);
+    assert_eq!(anchors_left, if anchors { 660 } else { 0 });
+    let (swept_a, swept_b) = (tree.paid_to(&a.sweep), tree.paid_to(&b.sweep));
+    eprintln!(
+        "DEBUG h={} a={swept_a} b={swept_b} fees={} {:?} {:?} {:?}",
+        pair.chain.height(),
+        tree.total_fees(),
+        a.kinds,
+        b.kinds,
+        tree.fees
+    );
+    assert_eq!(swept_a + swept_b + anchors_left + tree.total_fees(), capacity, "value is conserved");
+    // Each side got its balance and the HTLCs it was owed, less the fees of
+    // its own claims (the commitment's fee is the funder's, A's).
+    let commitment = pair.node_ref(closer).latest_holder_commitment().expect("commitment");
+    let (to_closer, to_other) =
+        (commitment.to_broadcaster_value_sat(), commitment.to_countersignatory_value_sat());
+    let (base_a, base_b) = if closer == Who::A { (to_closer, to_other) } else { (to_other, to_closer) };
+    let commitment_txid = commitment.trust().txid();
+    let fees_a = tree.fees_of(&a.broadcast) - if closer == Who::A { tree.fees[&commitment_txid] } else { 0 };
+    let fees_b = tree.fees_of(&b.broadcast) - if closer == Who::B { tree.fees[&commitment_txid] } else { 0 };
+    // A is owed B's 6,000 sat (preimage known) and its own 7,000 sat (timed
+    // out); B is owed A's 5,000 sat and its own 8,000 sat.
+    assert_eq!(swept_a, base_a + 6_000 + 7_000 - fees_a, "A's coins");
+    assert_eq!(swept_b, base_b + 5_000 + 8_000 - fees_b, "B's coins");
+
+    // On-chain outcomes reached the monitors as events: the HTLC A offered
+    // that B claimed on chain is claimed for A, with its preimage.
+    let claimed_on_chain = a.monitor.events().iter().any(|e| {
+        matches!(&e.event, MonitorEvent::PaymentPathClaimed { htlc_id, preimage, on_chain: true, .. }
+            if *htlc_id == a_to_b_known && *preimage == p1)
+    });
+    assert!(claimed_on_chain, "A learned the preimage from the chain: {:?}", a.monitor.events());
+    assert!(a.monitor.onchain_settled() && b.monitor.onchain_settled());
+}
+
+#[test]
+fn holder_force_close_static_remotekey_sweeps_everything() {
+    force_close_with_htlcs_both_ways(false, Who::A);
+}
+
+#[test]
+fn counterparty_force_close_static_remotekey_sweeps_everything() {
+    force_close_with_htlcs_both_ways(false, Who::B);
+}
+
+#[test]
+fn holder_force_close_anchors_sweeps_everything() {
+    force_close_with_htlcs_both_ways(true, Who::A);
+}
+
+#[test]
+fn counterparty_force_close_anchors_sweeps_everything() {
+    force_close_with_htlcs_both_ways(true, Who::B);
+}
+
+/// B's holder commitment as of its latest durable update, with that update.
+fn latest_commitment_of(
+    pair: &Pair,
+    who: Who,
+) -> (MonitorUpdate, lightning::ln::chan_utils::HolderCommitmentTransaction) {
+    pair.node_ref(who)
+        .durable
+        .iter()
+        .rev()
+        .find_map(|u| {
+            u.steps.iter().find_map(|s| match s {
+                UpdateStep::HolderCommitment { commitment, .. } => Some((u.clone(), commitment.clone())),
+                _ => None,
+            })
+        })
+        .expect("a funded channel has a holder commitment")
+}
+
+/// B broadcasts a revoked commitment with HTLCs both ways; if
+/// `second_stage`, also its HTLC-success transaction in the same block. A
+/// takes every output, second stage included.
+fn revoked_commitment_is_punished(anchors: bool, second_stage: bool) {
+    let mut pair = Pair::open(OpenOptions { anchors, ..OpenOptions::default() });
+    let capacity = 1_000_000;
+    let (a_to_b, p1) = pair.pay(Who::A, 50_000_000);
+    let (b_to_a, p2) = pair.pay(Who::B, 60_000_000);
+    let (update, old) = latest_commitment_of(&pair, Who::B);
+    let revoked = pair.sign_holder_commitment(Who::B, &old, &update.snapshot.params);
+    let htlc_txs = pair.sign_holder_htlc_transactions(Who::B, &old, &update);
+    pair.claim(Who::B, a_to_b, p1);
+    pair.claim(Who::A, b_to_a, p2);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    let closed_from = pair.chain.height() + 1;
+    let mut extra = vec![revoked.clone()];
+    if second_stage {
+        let success = htlc_txs.iter().find(|(h, _)| !h.offered).expect("B's HTLC-success").1.clone();
+        extra.push(success);
+    }
+    // B's HTLC transactions with anchors carry no fee and need the commitment
+    // confirmed first (1 CSV): they follow in the next block.
+    let (first, second) = if anchors { (vec![revoked], extra[1..].to_vec()) } else { (extra, vec![]) };
+    mine(&pair, &mut [&mut a, &mut b], &first);
+    if !second.is_empty() {
+        mine(&pair, &mut [&mut a, &mut b], &second);
+    }
+    run_to_settlement(&pair, &mut a, &mut b);
+    assert!(a.kinds.contains(&ClaimKind::Justice));
+    let tree = closing_tree(&pair, closed_from);
+    let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep]);
+    assert_eq!(tree.paid_to(&b.sweep), 0, "the cheater gets nothing");
+    let swept_a = tree.paid_to(&a.sweep);
+    assert_eq!(
+        swept_a + anchors_left + tree.total_fees(),
+        capacity,
+        "A took everything but fees and anchors"
+    );
+}
+
+#[test]
+fn revoked_commitment_static_remotekey_punished() {
+    revoked_commitment_is_punished(false, false);
+}
+
+#[test]
+fn revoked_commitment_and_its_htlc_transaction_static_remotekey_punished() {
+    revoked_commitment_is_punished(false, true);
+}
+
+#[test]
+fn revoked_commitment_anchors_punished() {
+    revoked_commitment_is_punished(true, false);
+}
+
+#[test]
+fn revoked_commitment_and_its_htlc_transaction_anchors_punished() {
+    revoked_commitment_is_punished(true, true);
+}

@@ -1,0 +1,303 @@
+//! On-chain enforcement on the real stack: Vigil nodes on SQLite stores and
+//! the embedded regtest chain (every transaction checked by
+//! libbitcoinconsensus on submission) force-close, claim, time out and
+//! sweep, with restarts in between; outcomes reach the users as ordinary
+//! events and every satoshi is accounted for.
+
+mod vnet;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bitcoin::{OutPoint, Transaction, TxOut};
+use lightning::ln::types::ChannelId;
+use lightning::types::payment::PaymentPreimage;
+use vigil_chain::ChainSource;
+use vigil_core::manager::{Event, PaymentId};
+use vnet::{Net, SAT};
+
+/// Mines one block at a time (at most `max`), letting the nodes follow,
+/// until node `i` has an event matching `f`; handles every event of `i`
+/// on the way. Returns the event.
+async fn mine_until_event(net: &mut Net, i: usize, max: u32, f: impl Fn(&Event) -> bool) -> Event {
+    for _ in 0..=max {
+        for _ in 0..3 {
+            net.step();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        for node in net.nodes.iter().flatten() {
+            node.tick(); // retries give up once no route is left
+        }
+        while let Some((id, event)) = net.node(i).next_event() {
+            net.node(i).event_handled(id);
+            net.handled[i].push(event.clone());
+            if f(&event) {
+                return event;
+            }
+        }
+        net.chain.mine(1, &net.miner.address()).expect("mine");
+    }
+    panic!("node {i} saw no matching event in {max} blocks; handled {:?}", net.handled[i]);
+}
+
+/// Mines until no running node has anything left to sweep.
+async fn mine_until_swept(net: &mut Net, max: u32) {
+    for _ in 0..max {
+        net.chain.mine(1, &net.miner.address()).expect("mine");
+        for _ in 0..2 {
+            net.step();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let settled = net
+            .nodes
+            .iter()
+            .flatten()
+            .all(|n| n.with_manager(|m| m.pending_sweeps().is_empty() && m.closed_channels_settled()));
+        if settled {
+            return;
+        }
+    }
+    let left: Vec<_> =
+        net.nodes.iter().flatten().map(|n| n.with_manager(|m| m.pending_sweeps().to_vec())).collect();
+    panic!("still sweeping after {max} blocks: {left:?}");
+}
+
+fn channel_with(net: &Net, i: usize, j: usize) -> ChannelId {
+    let peer = net.node(j).node_id();
+    net.node(i)
+        .with_manager(|m| m.list_channels())
+        .into_iter()
+        .find(|c| c.counterparty_node_id == peer)
+        .expect("a channel between the two")
+        .channel_id
+}
+
+/// Node `from` pays node `to` `amount_sat` over an invoice; returns the
+/// payment id and preimage once `to` has it claimable (unclaimed).
+async fn pay_and_hold(
+    net: &mut Net,
+    from: usize,
+    to: usize,
+    amount_sat: u64,
+    tag: u8,
+) -> (PaymentId, PaymentPreimage) {
+    let invoice =
+        net.node(to).with_manager(|m| m.create_invoice(Some(amount_sat * SAT), "t", 3600)).expect("invoice");
+    let id = PaymentId([tag; 32]);
+    net.node(from).with_manager(|m| m.pay_invoice(&invoice, None, id)).expect("pay");
+    let hash = invoice.payment_hash().to_byte_array();
+    let claimable = net
+        .wait(
+            to,
+            true,
+            |e| matches!(e, Event::PaymentClaimable { payment_hash, .. } if payment_hash.0 == hash),
+        )
+        .await;
+    let Event::PaymentClaimable { purpose, .. } = claimable else { unreachable!("matched above") };
+    (id, purpose.preimage())
+}
+
+/// The coins descending from `funding` mined from height `from`: unspent
+/// outputs, and the total fee paid.
+fn closing_tree(net: &Net, funding: OutPoint, value: u64, from: u32) -> (BTreeMap<OutPoint, TxOut>, u64) {
+    let mut coins = BTreeMap::new();
+    coins.insert(
+        funding,
+        TxOut { value: bitcoin::Amount::from_sat(value), script_pubkey: bitcoin::ScriptBuf::new() },
+    );
+    let mut unspent = coins.clone();
+    let mut fees = 0;
+    for h in from..=net.chain.height() {
+        let hash = net.chain.block_hash(h).expect("chain").expect("block");
+        let txs: Vec<Transaction> = net.chain.block(&hash).expect("chain").expect("block").txdata;
+        for tx in &txs {
+            if !tx.input.iter().any(|i| coins.contains_key(&i.previous_output)) {
+                continue;
+            }
+            let inputs: u64 = tx.input.iter().map(|i| coins[&i.previous_output].value.to_sat()).sum();
+            fees += inputs - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+            for i in &tx.input {
+                unspent.remove(&i.previous_output);
+            }
+            let txid = tx.compute_txid();
+            for (vout, o) in tx.output.iter().enumerate() {
+                coins.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
+                unspent.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
+            }
+        }
+    }
+    (unspent, fees)
+}
+
+fn funding_of(net: &Net, i: usize, channel_id: ChannelId) -> (OutPoint, u64) {
+    net.node(i).with_manager(|m| {
+        let monitor = m.chain_monitor().monitor(&channel_id).expect("the monitor");
+        (monitor.funding_outpoint().expect("funded"), monitor.params().channel_value_satoshis)
+    })
+}
+
+/// A force-close by user command with HTLCs both ways: one claimed after
+/// the close by each side (on chain, with the preimage), one timed out,
+/// one dust. Every payment resolves, and the two sweep scripts plus the
+/// fees add up to the capacity, to the satoshi.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_close_with_htlcs_both_ways_adds_up() {
+    let mut net = Net::new(2).await;
+    net.connect(0, 1).await;
+    net.open(0, 1, 1_000_000).await;
+    let channel = channel_with(&net, 0, 1);
+    // Give node 1 a balance to pay with.
+    let (_, p) = pay_and_hold(&mut net, 0, 1, 300_000, 1).await;
+    net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
+    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    let (to_1, p_to_1) = pay_and_hold(&mut net, 0, 1, 50_000, 2).await;
+    let (to_0, p_to_0) = pay_and_hold(&mut net, 1, 0, 40_000, 3).await;
+    let (timeout, _) = pay_and_hold(&mut net, 0, 1, 30_000, 4).await;
+    let (dust, _) = pay_and_hold(&mut net, 0, 1, 300, 5).await;
+    let (funding, capacity) = funding_of(&net, 0, channel);
+    let closed_from = net.chain.height() + 1;
+
+    net.node(0).with_manager(|m| m.force_close_channel(channel)).expect("force-close");
+    // Each side claims what it was paid after the close: on chain now.
+    net.node(1).with_manager(|m| m.claim_funds(p_to_1)).expect("claim after close");
+    net.node(0).with_manager(|m| m.claim_funds(p_to_0)).expect("claim after close");
+    mine_until_event(
+        &mut net,
+        0,
+        20,
+        |e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == to_1),
+    )
+    .await;
+    mine_until_event(
+        &mut net,
+        1,
+        20,
+        |e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == to_0),
+    )
+    .await;
+    mine_until_event(
+        &mut net,
+        0,
+        10,
+        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == dust),
+    )
+    .await;
+    mine_until_event(
+        &mut net,
+        0,
+        250,
+        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == timeout),
+    )
+    .await;
+    mine_until_swept(&mut net, 400).await;
+
+    let (unspent, fees) = closing_tree(&net, funding, capacity, closed_from);
+    let paid = |i: usize| -> u64 {
+        unspent.values().filter(|o| o.script_pubkey == Net::sweep(i)).map(|o| o.value.to_sat()).sum()
+    };
+    for (op, o) in &unspent {
+        assert!(
+            o.script_pubkey == Net::sweep(0) || o.script_pubkey == Net::sweep(1),
+            "output {op} was left unclaimed: {o:?}"
+        );
+    }
+    assert_eq!(paid(0) + paid(1) + fees, capacity, "capacity = node 0's wallet + node 1's wallet + fees");
+    // Node 1 had 300,000 + 50,000 (claimed on chain) - 40,000 (paid to 0).
+    let expected_1 = 310_000;
+    assert!(
+        paid(1) <= expected_1 && paid(1) + 3_000 > expected_1,
+        "node 1 got its balance less its claims' fees: {}",
+        paid(1)
+    );
+}
+
+/// A→B→C; C force-closes B–C and claims on chain; B, down while C's claim
+/// confirms, learns the preimage from the chain after its restart and
+/// claims upstream off-chain: A's payment succeeds and A–B stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_claimed_on_chain_is_claimed_upstream_after_a_restart() {
+    let mut net = Net::new(3).await;
+    net.connect(0, 1).await;
+    net.connect(1, 2).await;
+    net.open(0, 1, 1_000_000).await;
+    net.open(1, 2, 1_000_000).await;
+    let downstream = channel_with(&net, 2, 1);
+    let (id, preimage) = pay_and_hold(&mut net, 0, 2, 100_000, 7).await;
+    net.kill(1);
+    net.node(2).with_manager(|m| m.force_close_channel(downstream)).expect("force-close");
+    net.node(2).with_manager(|m| m.claim_funds(preimage)).expect("claim");
+    mine_until_event(&mut net, 2, 10, |e| matches!(e, Event::PaymentClaimed { .. })).await;
+    // C's commitment and its HTLC-success confirm while B is down.
+    for _ in 0..3 {
+        net.mine(1).await;
+    }
+    net.start(1).await;
+    net.connect(0, 1).await;
+    mine_until_event(
+        &mut net,
+        0,
+        10,
+        |e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == id),
+    )
+    .await;
+    mine_until_event(&mut net, 1, 5, |e| matches!(e, Event::PaymentForwarded { .. })).await;
+    for i in [0, 1] {
+        assert!(
+            !net.handled[i]
+                .iter()
+                .any(|e| matches!(e, Event::ChannelClosed { channel_id, .. } if *channel_id != downstream)),
+            "node {i}: A–B stays open: {:?}",
+            net.handled[i]
+        );
+    }
+}
+
+/// A→B→C with C gone: B fails B–C at the HTLC's deadline on its own, times
+/// the HTLC out on chain, and (restarted in between) fails A's HTLC back
+/// off-chain once the timeout is 6 blocks deep. A–B stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_timed_out_on_chain_fails_upstream_after_a_restart() {
+    let mut net = Net::new(3).await;
+    net.connect(0, 1).await;
+    net.connect(1, 2).await;
+    net.open(0, 1, 1_000_000).await;
+    net.open(1, 2, 1_000_000).await;
+    let downstream = channel_with(&net, 1, 2);
+    let (id, _) = pay_and_hold(&mut net, 0, 2, 100_000, 8).await;
+    net.kill(2);
+    // B closes B–C by itself once the HTLC is past its deadline.
+    mine_until_event(
+        &mut net,
+        1,
+        250,
+        |e| matches!(e, Event::ChannelClosed { channel_id, .. } if *channel_id == downstream),
+    )
+    .await;
+    // A few blocks in (the timeout transaction in flight), B restarts.
+    for _ in 0..3 {
+        net.mine(1).await;
+    }
+    net.kill(1);
+    net.start(1).await;
+    net.connect(0, 1).await;
+    mine_until_event(
+        &mut net,
+        0,
+        30,
+        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id),
+    )
+    .await;
+    assert!(
+        !net.handled[0].iter().any(|e| matches!(e, Event::ChannelClosed { .. })),
+        "A–B stays open: {:?}",
+        net.handled[0]
+    );
+    let upstream = channel_with(&net, 0, 1);
+    assert!(net
+        .node(0)
+        .with_manager(|m| m.list_channels())
+        .iter()
+        .any(|c| c.channel_id == upstream && c.usable));
+}
+
+use bitcoin::hashes::Hash as _;
