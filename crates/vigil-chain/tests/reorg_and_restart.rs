@@ -196,9 +196,11 @@ fn chain_and_mempool_survive_a_restart() {
     assert_eq!(chain.mempool().expect("mempool"), vec![tx.clone()]);
     assert_eq!(chain.fee_rate(), bitcoin::FeeRate::from_sat_per_vb_u32(7));
     assert!(chain.header(&stale[1]).expect("lookup").is_some(), "stale blocks are reloaded");
-    // The UTXO set was rebuilt: the same coin cannot be spent twice, and the
-    // mempool transaction confirms.
-    let again = spend_p2wpkh(&key, &[coinbase_coin(&chain, 1)], vec![pay(&key, Amount::from_int_btc(48))]);
+    // The UTXO set and mempool were rebuilt: the same coin cannot be spent
+    // again for less (a replacement must pay more), and the mempool
+    // transaction confirms.
+    let again =
+        spend_p2wpkh(&key, &[coinbase_coin(&chain, 1)], vec![pay(&key, Amount::from_sat(4_950_000_000))]);
     assert!(chain.submit_transaction(&again).is_err());
     chain.mine(1, &key.address()).expect("mine");
     assert!(chain.transaction(&tx.compute_txid()).expect("lookup").expect("known").block.is_some());

@@ -215,13 +215,14 @@ fn sendrawtransaction_accepts_valid_and_refuses_invalid_with_core_codes() {
     );
     assert_eq!(h.ok("getrawmempool", json!([])), json!([tx.compute_txid().to_string()]));
 
-    let double = spend_p2wpkh(&key, &[coin.clone()], vec![pay(4_999_980_000)]);
+    // A conflict paying less does not replace it (full RBF needs more).
+    let double = spend_p2wpkh(&key, &[coin.clone()], vec![pay(4_999_995_000)]);
     let (_, code, message) = h.err("sendrawtransaction", json!([serialize_hex(&double)]));
-    assert_eq!((code, message.as_str()), (-26, "txn-mempool-conflict"));
+    assert_eq!((code, message.as_str()), (-26, "insufficient fee"));
     let rejected = h.ok("testmempoolaccept", json!([[serialize_hex(&double)]]));
     assert_eq!(
         (rejected[0]["allowed"].clone(), rejected[0]["reject-reason"].clone()),
-        (json!(false), json!("txn-mempool-conflict"))
+        (json!(false), json!("insufficient fee"))
     );
 
     let ghost = vigil_chain::testkit::Coin {

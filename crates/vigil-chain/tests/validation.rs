@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bitcoin::blockdata::opcodes::all::{OP_CHECKSIG, OP_CLTV, OP_CSV, OP_DROP};
 use bitcoin::script::Builder;
 use bitcoin::{absolute, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxOut, Txid};
+use vigil_chain::regtest::rbf::ReplacementRefusal;
 use vigil_chain::regtest::validate::TxError;
 use vigil_chain::regtest::{RelativeLockShortfall, SubmitError};
 use vigil_chain::testkit::{
@@ -121,17 +122,64 @@ fn spent_confirmed_output_is_a_missing_input() {
 }
 
 #[test]
-fn double_spend_against_the_mempool() {
+fn double_spend_against_the_mempool_without_a_higher_feerate_is_refused() {
     let f = fixture();
     let coin = coinbase_coin(&f.chain, 1);
-    let first = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(49))]);
+    let first = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(48))]);
     let first_txid = f.chain.submit_transaction(&first).expect("valid");
-    let second = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(3), Amount::from_int_btc(48))]);
-    assert_refused(
-        &f,
-        &second,
-        TxError::DoubleSpend { input: 0, outpoint: coin.outpoint, conflict: first_txid },
+    let second = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(3), Amount::from_int_btc(49))]);
+    let refused = match f.chain.submit_transaction(&second) {
+        Err(SubmitError::Invalid(e)) => e,
+        other => panic!("a cheaper conflict is refused, got {other:?}"),
+    };
+    assert!(
+        matches!(
+            &refused,
+            TxError::DoubleSpend { input: 0, outpoint, conflict, refusal: ReplacementRefusal::FeerateNotHigher { .. } }
+                if *outpoint == coin.outpoint && *conflict == first_txid
+        ),
+        "{refused:?}"
     );
+    assert_eq!(refused.reject_reason(), "insufficient fee");
+    assert_refused(&f, &second, refused);
+}
+
+/// Full RBF, as Bitcoin Core 28: a conflict paying more replaces the
+/// transaction and every descendant of it, if it pays for all of them.
+#[test]
+fn a_conflict_paying_more_replaces_the_transaction_and_its_descendants() {
+    let f = fixture();
+    let coin = coinbase_coin(&f.chain, 1);
+    let parent = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_sat(4_999_990_000))]);
+    let parent_txid = f.chain.submit_transaction(&parent).expect("valid");
+    // A child paying a big fee: replacing the parent must pay for it too.
+    let child =
+        spend_p2wpkh(&f.key, &[coin_of(&parent, 0)], vec![pay(&f.key, Amount::from_sat(4_999_000_000))]);
+    let child_txid = f.chain.submit_transaction(&child).expect("valid");
+    // A higher feerate than the parent, but less than parent and child paid.
+    let cheap =
+        spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(3), Amount::from_sat(4_999_900_000))]);
+    let refused = match f.chain.submit_transaction(&cheap) {
+        Err(SubmitError::Invalid(e)) => e,
+        other => panic!("a replacement not paying for the child is refused, got {other:?}"),
+    };
+    assert!(
+        matches!(
+            &refused,
+            TxError::DoubleSpend { refusal: ReplacementRefusal::FeeTooLow { evicted: 2, .. }, .. }
+        ),
+        "{refused:?}"
+    );
+    assert_refused(&f, &cheap, refused);
+    // Enough to pay for both, and the relay of itself.
+    let rich =
+        spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&TestKey::new(3), Amount::from_sat(4_998_000_000))]);
+    let rich_txid = f.chain.submit_transaction(&rich).expect("the replacement is accepted");
+    let pool: Vec<Txid> = f.chain.mempool().expect("mempool").iter().map(Transaction::compute_txid).collect();
+    assert_eq!(pool, vec![rich_txid], "parent {parent_txid} and child {child_txid} were evicted");
+    f.chain.mine(1, &f.key.address()).expect("mine");
+    assert!(f.chain.transaction(&rich_txid).expect("lookup").is_some());
+    assert!(f.chain.transaction(&parent_txid).expect("lookup").is_none());
 }
 
 #[test]

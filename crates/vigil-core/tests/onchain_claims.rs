@@ -351,3 +351,108 @@ fn revoked_commitment_anchors_punished() {
 fn revoked_commitment_and_its_htlc_transaction_anchors_punished() {
     revoked_commitment_is_punished(true, true);
 }
+
+/// A reorg undoes the close: the monitors forget the commitment and its
+/// claims, A's commitment is claimed (broadcast) again, and once the chain
+/// confirms it again everything still ends in the right wallets.
+#[test]
+fn a_reorg_undoing_the_close_makes_the_claims_again() {
+    let mut pair = Pair::open(OpenOptions::default());
+    let capacity = 1_000_000;
+    let (_, _) = pair.pay(Who::A, 7_000_000);
+    pair.node(Who::A).channel.force_close();
+    pair.pump(Who::A);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    let closed_from = pair.chain.height() + 1;
+    let plan_of = |e: &Enforcer, pair: &Pair| {
+        let ctx = ClaimContext { height: pair.chain.height(), feerate_per_kw: 1000, sweep_script: &e.sweep };
+        e.monitor.claims(&e.signer, &ctx).claims.iter().map(|c| c.kind).collect::<Vec<_>>()
+    };
+    a.broadcast(&pair);
+    mine(&pair, &mut [&mut a, &mut b], &[]);
+    b.broadcast(&pair);
+    assert!(b.kinds.contains(&ClaimKind::ToRemote), "B claims its balance once the commitment confirms");
+    mine(&pair, &mut [&mut a, &mut b], &[]);
+    assert!(plan_of(&b, &pair).is_empty(), "B's claim confirmed: nothing left to claim");
+    assert!(!plan_of(&a, &pair).contains(&ClaimKind::HolderCommitment));
+
+    // Both blocks leave the chain.
+    let tip = pair.chain.height();
+    let hash = pair.chain.block_hash(tip - 1).expect("chain").expect("block");
+    let gone = pair.chain.invalidate_block(&hash).expect("invalidate");
+    assert_eq!(gone.len(), 2);
+    for h in (tip - 1..=tip).rev() {
+        a.monitor.block_disconnected(h);
+        b.monitor.block_disconnected(h);
+    }
+    assert_eq!(plan_of(&a, &pair), vec![ClaimKind::HolderCommitment], "A claims its commitment again");
+    assert!(plan_of(&b, &pair).is_empty(), "B has nothing to claim until the commitment confirms again");
+
+    run_to_settlement(&pair, &mut a, &mut b);
+    let tree = closing_tree(&pair, closed_from);
+    let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep]);
+    let swept = tree.paid_to(&a.sweep) + tree.paid_to(&b.sweep);
+    assert_eq!(swept + anchors_left + tree.total_fees(), capacity, "value is conserved across the reorg");
+}
+
+/// Claims rise in fee with every block they could have confirmed in and
+/// did not, and are never bumped past what they take.
+#[test]
+fn unconfirmed_claims_are_bumped_but_never_above_their_value() {
+    let mut pair = Pair::open(OpenOptions::default());
+    let _ = pair.pay(Who::A, 7_000_000);
+    let (small, preimage) = pair.pay(Who::A, 3_000_000);
+    learn_preimage_only(&mut pair, Who::B, small, preimage);
+    pair.node(Who::A).channel.force_close();
+    pair.pump(Who::A);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    a.broadcast(&pair);
+    mine(&pair, &mut [&mut a, &mut b], &[]);
+    let fee_of = |e: &Enforcer, height: u32, kind: ClaimKind| -> Vec<(u64, u64)> {
+        let ctx = ClaimContext { height, feerate_per_kw: 1000, sweep_script: &e.sweep };
+        e.monitor
+            .claims(&e.signer, &ctx)
+            .claims
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| (c.value_sat, c.value_sat - c.tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>()))
+            .collect()
+    };
+    let now = pair.chain.height();
+    let first = fee_of(&b, now, ClaimKind::CounterpartyHtlcTimeout);
+    assert!(first.is_empty(), "B's timeout claim waits for the expiry");
+    let to_remote_now = fee_of(&b, now, ClaimKind::ToRemote);
+    let to_remote_later = fee_of(&b, now + 4, ClaimKind::ToRemote);
+    assert_eq!(to_remote_now.len(), 1);
+    assert!(to_remote_later[0].1 > to_remote_now[0].1, "a claim left unconfirmed is bumped");
+    // B's 3,000 sat HTLC claim (it knows the preimage) is bumped too, and
+    // far past its deadline it is worth less than its fee: it waits as
+    // dust instead of paying more than it takes.
+    let success_now = fee_of(&b, now, ClaimKind::CounterpartyHtlcSuccess);
+    let success_later = fee_of(&b, now + 1, ClaimKind::CounterpartyHtlcSuccess);
+    assert!(success_later[0].1 > success_now[0].1, "{success_now:?} then {success_later:?}");
+    assert!(
+        success_later[0].1 - success_now[0].1 > to_remote_later[0].1 - to_remote_now[0].1,
+        "a contested claim rises faster"
+    );
+    let late = now + 400;
+    let ctx = ClaimContext { height: late, feerate_per_kw: 1000, sweep_script: &b.sweep };
+    let plan = b.monitor.claims(&b.signer, &ctx);
+    for claim in &plan.claims {
+        let out: u64 = claim.tx.output.iter().map(|o| o.value.to_sat()).sum();
+        assert!(
+            out >= vigil_core::onchain::CLAIM_DUST_LIMIT_SAT,
+            "{:?} leaves at least the dust limit",
+            claim.kind
+        );
+    }
+    assert!(
+        plan.waiting
+            .iter()
+            .any(|w| w.value_sat == 3_000 && w.reason == vigil_core::onchain::WaitReason::Dust),
+        "the small HTLC waits as dust: {:?}",
+        plan.waiting
+    );
+}

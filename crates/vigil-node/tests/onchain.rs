@@ -40,13 +40,42 @@ async fn mine_until_event(net: &mut Net, i: usize, max: u32, f: impl Fn(&Event) 
     panic!("node {i} saw no matching event in {max} blocks; handled {:?}", net.handled[i]);
 }
 
-/// Mines until no running node has anything left to sweep.
+/// Waits (without mining) for an event of node `i` matching `f`, with
+/// timer ticks, so that payments waiting for a retry give up; handles
+/// every event of `i` on the way.
+async fn wait_ticking(net: &mut Net, i: usize, f: impl Fn(&Event) -> bool) -> Event {
+    let start = std::time::Instant::now();
+    loop {
+        net.step();
+        for node in net.nodes.iter().flatten() {
+            node.tick();
+        }
+        while let Some((id, event)) = net.node(i).next_event() {
+            net.node(i).event_handled(id);
+            net.handled[i].push(event.clone());
+            if f(&event) {
+                return event;
+            }
+        }
+        assert!(start.elapsed() < vnet::WAIT, "node {i} waited too long; handled {:?}", net.handled[i]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Mines until no running node has anything left to sweep, handling
+/// every event on the way.
 async fn mine_until_swept(net: &mut Net, max: u32) {
     for _ in 0..max {
         net.chain.mine(1, &net.miner.address()).expect("mine");
         for _ in 0..2 {
             net.step();
             tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for i in 0..net.nodes.len() {
+            while let Some((id, event)) = net.nodes[i].as_ref().and_then(|n| n.next_event()) {
+                net.node(i).event_handled(id);
+                net.handled[i].push(event);
+            }
         }
         let settled = net
             .nodes
@@ -209,6 +238,12 @@ async fn force_close_with_htlcs_both_ways_adds_up() {
         "node 1 got its balance less its claims' fees: {}",
         paid(1)
     );
+    for i in [0, 1] {
+        assert!(
+            net.node(i).with_manager(|m| m.chain_monitor().monitor(&channel).is_none()),
+            "node {i}: settled and acknowledged, the channel's monitor is archived"
+        );
+    }
 }
 
 /// A→B→C; C force-closes B–C and claims on chain; B, down while C's claim
@@ -280,24 +315,83 @@ async fn downstream_timed_out_on_chain_fails_upstream_after_a_restart() {
     net.kill(1);
     net.start(1).await;
     net.connect(0, 1).await;
-    mine_until_event(
-        &mut net,
-        0,
-        30,
-        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id),
-    )
-    .await;
+    // Enough blocks for the timeout to be 6 deep, then the fail reaches A
+    // off-chain (no more blocks: A's own HTLC must not reach its deadline).
+    for _ in 0..8 {
+        net.mine(1).await;
+    }
+    wait_ticking(&mut net, 0, |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id))
+        .await;
     assert!(
         !net.handled[0].iter().any(|e| matches!(e, Event::ChannelClosed { .. })),
         "A–B stays open: {:?}",
         net.handled[0]
     );
+    // The fail's commitment dance finishes and A–B carries payments again.
     let upstream = channel_with(&net, 0, 1);
-    assert!(net
+    let start = std::time::Instant::now();
+    while !net
         .node(0)
         .with_manager(|m| m.list_channels())
         .iter()
-        .any(|c| c.channel_id == upstream && c.usable));
+        .any(|c| c.channel_id == upstream && c.usable)
+    {
+        assert!(start.elapsed() < vnet::WAIT, "A–B becomes usable again");
+        net.settle().await;
+    }
+}
+
+/// Node 1, restored from an old backup, force-closes with its revoked
+/// commitment. Node 0 sees it confirm, is restarted, and still takes
+/// every output: node 1's wallet gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_commitment_is_punished_across_a_restart() {
+    let mut net = Net::new(2).await;
+    net.connect(0, 1).await;
+    net.open(0, 1, 1_000_000).await;
+    let channel = channel_with(&net, 0, 1);
+    let (_, p) = pay_and_hold(&mut net, 0, 1, 300_000, 1).await;
+    net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
+    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    net.settle().await;
+    // Node 1's backup, then more payments revoke the state it holds.
+    net.kill(1);
+    let old = net.backup(1);
+    net.start(1).await;
+    net.connect(0, 1).await;
+    let (_, p) = pay_and_hold(&mut net, 0, 1, 100_000, 2).await;
+    net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
+    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    net.settle().await;
+    let (funding, capacity) = funding_of(&net, 0, channel);
+    let closed_from = net.chain.height() + 1;
+
+    // Node 1 comes back from the backup and force-closes: its commitment
+    // is a revoked one.
+    net.kill(1);
+    net.restore(1, &old);
+    net.start(1).await;
+    net.node(1).with_manager(|m| m.force_close_channel(channel)).expect("force-close");
+    net.mine(1).await;
+    // Node 0 saw the revoked commitment confirm; it restarts before
+    // punishing it.
+    net.kill(0);
+    net.start(0).await;
+    mine_until_swept(&mut net, 400).await;
+
+    let (unspent, fees) = closing_tree(&net, funding, capacity, closed_from);
+    let paid = |i: usize| -> u64 {
+        unspent.values().filter(|o| o.script_pubkey == Net::sweep(i)).map(|o| o.value.to_sat()).sum()
+    };
+    assert_eq!(paid(1), 0, "the cheater's wallet gets nothing");
+    for (op, o) in &unspent {
+        assert!(o.script_pubkey == Net::sweep(0), "output {op} was left to the cheater: {o:?}");
+    }
+    assert_eq!(paid(0) + fees, capacity, "node 0 took the whole capacity, less fees");
+    assert!(
+        net.node(0).with_manager(|m| m.chain_monitor().monitor(&channel).is_none()),
+        "settled and acknowledged, the channel's monitor is archived"
+    );
 }
 
 use bitcoin::hashes::Hash as _;

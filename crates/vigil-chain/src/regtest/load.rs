@@ -17,6 +17,7 @@ use super::mempool::{BlockView, Mempool};
 use super::persist::{decode_entry, KEY_FEE_RATE, KEY_TIP, NS_BLOCKS, NS_MEMPOOL, NS_META};
 use super::state::ChainState;
 use super::validate::{check_block_structure, CoinLookup, CoinView};
+use super::Admission;
 use super::{Inner, OpenError, RegtestChain, DEFAULT_FEE_RATE};
 
 fn corrupt(detail: impl Into<String>) -> OpenError {
@@ -142,8 +143,16 @@ fn load_mempool(store: &dyn KvStore, state: &ChainState) -> Result<(Mempool, Vec
     let mut pool = Mempool::default();
     let mut dropped = Vec::new();
     for entry in entries {
+        // Stored entries never replace one another: the first seen stays.
         match RegtestChain::check_for_mempool(state, &pool, &entry.tx) {
-            Ok(fee) => pool.insert_with_seq(Arc::new(entry.tx), fee, entry.time, state.height(), entry.seq),
+            Ok(Admission { fee, evicted }) if evicted.is_empty() => {
+                pool.insert_with_seq(Arc::new(entry.tx), fee, entry.time, state.height(), entry.seq)
+            }
+            Ok(_) => {
+                let txid = entry.tx.compute_txid();
+                tracing::info!(%txid, "stored mempool transaction conflicts with an earlier one");
+                dropped.push(txid);
+            }
             Err(error) => {
                 let txid = entry.tx.compute_txid();
                 tracing::info!(%txid, %error, "stored mempool transaction is no longer valid");

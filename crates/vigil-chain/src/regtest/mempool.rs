@@ -139,8 +139,8 @@ pub(crate) struct MempoolView<'a> {
 
 impl CoinView for MempoolView<'_> {
     fn lookup(&self, outpoint: &OutPoint) -> CoinLookup {
-        if let Some(spender) = self.pool.spender(outpoint) {
-            return CoinLookup::SpentBy(spender);
+        if self.pool.spender(outpoint).is_some() {
+            return CoinLookup::Missing;
         }
         if let Some(coin) = self.state.coin(outpoint) {
             return CoinLookup::Unspent(coin.clone());

@@ -14,6 +14,7 @@ mod mempool;
 pub(crate) use mempool::{Entry, Mempool};
 mod miner;
 mod persist;
+pub mod rbf;
 mod source_impl;
 mod state;
 pub mod validate;
@@ -97,6 +98,12 @@ pub enum InvalidateError {
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A transaction admitted to the mempool: its fee, and what it replaces.
+pub(crate) struct Admission {
+    pub fee: Amount,
+    pub evicted: Vec<Txid>,
 }
 
 /// A transaction in the mempool, as the RPC layer shows it.
@@ -217,8 +224,10 @@ impl RegtestChain {
         now.max(mtp.saturating_add(1))
     }
 
-    /// Validates `tx` against `pool` as it would enter the next block.
-    fn check_for_mempool(state: &ChainState, pool: &Mempool, tx: &Transaction) -> Result<Amount, TxError> {
+    /// Validates `tx` against `pool` as it would enter the next block,
+    /// replacing what it conflicts with if it pays for that (full RBF, see
+    /// [`rbf`]). Returns its fee and the mempool transactions it evicts.
+    fn check_for_mempool(state: &ChainState, pool: &Mempool, tx: &Transaction) -> Result<Admission, TxError> {
         let txid = tx.compute_txid();
         if pool.contains(&txid) {
             return Err(TxError::AlreadyInMempool { txid });
@@ -226,8 +235,27 @@ impl RegtestChain {
         if Self::confirmed_with_unspent_outputs(state, tx, txid) {
             return Err(TxError::AlreadyInChain { txid });
         }
-        let view = MempoolView { state, pool };
-        check_transaction(tx, &view, Self::spend_context(state), state, MAX_STANDARD_TX_WEIGHT)
+        let ctx = Self::spend_context(state);
+        let conflicts = rbf::direct_conflicts(pool, tx);
+        let Some((input, outpoint, conflict)) =
+            tx.input.iter().enumerate().find_map(|(i, txin)| {
+                pool.spender(&txin.previous_output).map(|c| (i, txin.previous_output, c))
+            })
+        else {
+            let fee =
+                check_transaction(tx, &MempoolView { state, pool }, ctx, state, MAX_STANDARD_TX_WEIGHT)?;
+            return Ok(Admission { fee, evicted: Vec::new() });
+        };
+        let refuse = |refusal| TxError::DoubleSpend { input, outpoint, conflict, refusal };
+        let evicted = rbf::evictions(pool, &conflicts).map_err(refuse)?;
+        let mut trial = pool.clone();
+        for t in &evicted {
+            trial.remove(t);
+        }
+        let fee =
+            check_transaction(tx, &MempoolView { state, pool: &trial }, ctx, state, MAX_STANDARD_TX_WEIGHT)?;
+        rbf::check_replacement(pool, tx, fee, &conflicts, &evicted).map_err(refuse)?;
+        Ok(Admission { fee, evicted })
     }
 
     fn confirmed_with_unspent_outputs(state: &ChainState, tx: &Transaction, txid: Txid) -> bool {
@@ -244,11 +272,20 @@ impl RegtestChain {
     /// [`SubmitError::Store`]; either way nothing changed.
     pub fn submit_transaction(&self, tx: &Transaction) -> Result<Txid, SubmitError> {
         let mut inner = self.lock();
-        let fee = Self::check_for_mempool(&inner.state, &inner.pool, tx)?;
+        let Admission { fee, evicted } = Self::check_for_mempool(&inner.state, &inner.pool, tx)?;
         let txid = tx.compute_txid();
         let seq = inner.pool.next_seq();
         let time = self.clock.now_secs();
-        self.store.write(NS_MEMPOOL, &txid.to_string(), &encode_entry(seq, time, tx))?;
+        let mut batch = Batch::new();
+        for replaced in &evicted {
+            batch.remove(NS_MEMPOOL, &replaced.to_string());
+        }
+        batch.write(NS_MEMPOOL, &txid.to_string(), encode_entry(seq, time, tx));
+        self.store.write_batch(&batch)?;
+        for replaced in &evicted {
+            inner.pool.remove(replaced);
+            tracing::debug!(%replaced, by = %txid, "transaction replaced in the mempool");
+        }
         let height = inner.state.height();
         inner.pool.insert_with_seq(Arc::new(tx.clone()), fee, time, height, seq);
         tracing::debug!(%txid, %fee, "transaction accepted to the mempool");
@@ -264,10 +301,13 @@ impl RegtestChain {
         let mut results = Vec::with_capacity(txs.len());
         for tx in txs {
             let result = Self::check_for_mempool(&inner.state, &pool, tx);
-            if let Ok(fee) = result {
-                pool.insert(Arc::new(tx.clone()), fee, 0, inner.state.height());
+            if let Ok(admission) = &result {
+                for replaced in &admission.evicted {
+                    pool.remove(replaced);
+                }
+                pool.insert(Arc::new(tx.clone()), admission.fee, 0, inner.state.height());
             }
-            results.push(result);
+            results.push(result.map(|a| a.fee));
         }
         results
     }
@@ -439,8 +479,11 @@ impl RegtestChain {
         let mut rebuilt = Mempool::default();
         let height = inner.state.height();
         for (tx, time) in candidates {
-            if let Ok(fee) = Self::check_for_mempool(&inner.state, &rebuilt, &tx) {
-                rebuilt.insert(tx, fee, time, height);
+            // Nothing replaces anything while the mempool is rebuilt.
+            if let Ok(Admission { fee, evicted }) = Self::check_for_mempool(&inner.state, &rebuilt, &tx) {
+                if evicted.is_empty() {
+                    rebuilt.insert(tx, fee, time, height);
+                }
             }
         }
         let mut batch = Batch::new();

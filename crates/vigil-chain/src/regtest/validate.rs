@@ -138,8 +138,9 @@ pub enum TxError {
         /// The output it spends.
         outpoint: OutPoint,
     },
-    /// An input spends an output that a mempool transaction already spends.
-    #[error("input {input} spends {outpoint}, already spent by mempool transaction {conflict}")]
+    /// An input spends an output that a mempool transaction already spends,
+    /// and the transaction may not replace it (see [`super::rbf`]).
+    #[error("input {input} spends {outpoint}, already spent by mempool transaction {conflict}: {refusal}")]
     DoubleSpend {
         /// The index of the input.
         input: usize,
@@ -147,6 +148,8 @@ pub enum TxError {
         outpoint: OutPoint,
         /// The mempool transaction that spends it.
         conflict: Txid,
+        /// Why the replacement is refused.
+        refusal: super::rbf::ReplacementRefusal,
     },
     /// An input spends a coinbase output with fewer than 100 confirmations.
     #[error("input {input} spends coinbase output {outpoint} with {confirmations} confirmations; {COINBASE_MATURITY} are required")]
@@ -210,7 +213,10 @@ impl TxError {
             Self::AlreadyInChain { .. } => "txn-already-known",
             Self::NonFinal { .. } => "non-final",
             Self::MissingInput { .. } => "bad-txns-inputs-missingorspent",
-            Self::DoubleSpend { .. } => "txn-mempool-conflict",
+            Self::DoubleSpend { refusal: super::rbf::ReplacementRefusal::TooManyReplacements(_), .. } => {
+                "too many potential replacements"
+            }
+            Self::DoubleSpend { .. } => "insufficient fee",
             Self::ImmatureCoinbase { .. } => "bad-txns-premature-spend-of-coinbase",
             Self::NegativeFee { .. } => "bad-txns-in-belowout",
             Self::RelativeLocktime { .. } => "non-BIP68-final",
@@ -235,8 +241,8 @@ impl TxError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CoinLookup {
     Unspent(Coin),
-    /// Spent by a mempool transaction (a conflict, not a missing input).
-    SpentBy(Txid),
+    /// Unknown or spent (conflicts with the mempool are settled by
+    /// replacement before validation, see [`super::rbf`]).
     Missing,
 }
 
@@ -354,7 +360,6 @@ fn resolve_inputs(tx: &Transaction, view: &dyn CoinView) -> Result<Vec<Coin>, Tx
             let outpoint = txin.previous_output;
             match view.lookup(&outpoint) {
                 CoinLookup::Unspent(coin) => Ok(coin),
-                CoinLookup::SpentBy(conflict) => Err(TxError::DoubleSpend { input, outpoint, conflict }),
                 CoinLookup::Missing => Err(TxError::MissingInput { input, outpoint }),
             }
         })

@@ -70,6 +70,45 @@ impl ChannelManager {
         }
         self.broadcasts.extend(claims);
         self.pending_sweeps = pending;
+        self.release_settled_htlcs();
+    }
+
+    /// Once a closed channel's on-chain enforcement is over, every HTLC
+    /// offered to us on it is decided (claimed by us or timed out by the
+    /// peer): its `HtlcAccepted` is acknowledged and any part of a payment
+    /// still waiting for the user's claim is forgotten, so the monitor can
+    /// be archived.
+    fn release_settled_htlcs(&mut self) {
+        let settled: Vec<(lightning::ln::types::ChannelId, Vec<crate::monitor::MonitorEventId>)> = self
+            .chain_monitor
+            .monitors()
+            .filter(|m| m.is_closed() && m.onchain_settled())
+            .map(|m| {
+                let ids = m
+                    .events()
+                    .iter()
+                    .filter(|e| matches!(e.event, crate::monitor::MonitorEvent::HtlcAccepted { .. }))
+                    .map(|e| e.id)
+                    .collect();
+                (m.channel_id(), ids)
+            })
+            .filter(|(_, ids): &(_, Vec<_>)| !ids.is_empty())
+            .collect();
+        let any = !settled.is_empty();
+        for (channel_id, ids) in settled {
+            self.receive.forget_channel(&channel_id);
+            self.chain_monitor.ack(&channel_id, &ids);
+            self.dirty = true;
+        }
+        if any {
+            self.process();
+        }
+    }
+
+    /// Sets the feerate on-chain claims start at, from the chain's estimate
+    /// (satoshis per 1000 weight units); they are bumped from there.
+    pub fn set_claim_feerate(&mut self, feerate_per_kw: u32) {
+        self.config.claim_feerate_per_kw = feerate_per_kw;
     }
 
     /// Outputs owed to us by closed channels and not claimed yet, as of the

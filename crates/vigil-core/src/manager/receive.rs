@@ -266,6 +266,15 @@ impl Receiver {
         due.iter().flat_map(|h| self.claimable.remove(h).map(|c| c.parts).unwrap_or_default()).collect()
     }
 
+    /// Forgets the parts received on a channel whose HTLCs were decided on
+    /// chain; a payment left without parts is no longer claimable.
+    pub(crate) fn forget_channel(&mut self, channel_id: &ChannelId) {
+        for claimable in self.claimable.values_mut() {
+            claimable.parts.retain(|p| p.channel_id != *channel_id);
+        }
+        self.claimable.retain(|_, c| !c.parts.is_empty());
+    }
+
     /// Removes a payment the user refuses. Returns its parts, to fail back.
     pub(crate) fn abandon(&mut self, payment_hash: &PaymentHash) -> Vec<Part> {
         self.claimable.remove(payment_hash).map(|c| c.parts).unwrap_or_default()

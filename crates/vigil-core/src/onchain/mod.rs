@@ -19,10 +19,13 @@
 //!   second-stage HTLC transactions, with the revocation key.
 //!
 //! Claims we build pay their fee from the value they claim, at a feerate
-//! that rises with every block the claim could have confirmed and did not,
-//! and doubles when a deadline (an HTLC's expiry) is close; never so high
-//! that the output would fall below the dust limit: an output not worth
-//! claiming is left ([`Waiting::reason`]). `owed` lists what is owed.
+//! that rises with every block the claim could have confirmed and did not
+//! (fast when the counterparty could take the output instead, slowly when
+//! nobody else can), and doubles when a deadline (an HTLC's expiry) is
+//! close; never so high that the output would fall below the dust limit:
+//! an output not worth claiming waits ([`WaitReason::Dust`]). Rebroadcast
+//! at each block, a bumped claim replaces the previous one (it spends the
+//! same output and signals replaceability). `owed` lists what is owed.
 
 mod owed;
 
@@ -166,22 +169,26 @@ impl ChannelMonitor {
         plan
     }
 
-    /// Whether on-chain enforcement is over: the funding spend and every
-    /// spend of an output owed to us are [`ANTI_REORG_DELAY`] blocks deep,
-    /// and no owed output is left unspent (dust excepted).
+    /// Whether on-chain enforcement is over: the funding spend, every spend
+    /// of an output owed to us and every spend of an HTLC output of the
+    /// commitment (whoever took it) are [`ANTI_REORG_DELAY`] blocks deep, and
+    /// no owed output is left unspent (dust excepted).
     pub fn onchain_settled(&self) -> bool {
         let Some(spend) = &self.funding_spend else { return false };
         let deep = |height: u32| self.best_height + 1 >= height + ANTI_REORG_DELAY;
         if !deep(spend.height) || spend.tx.is_none() && self.closing_tx.is_none() {
             return false;
         }
-        self.owed().iter().all(|o| {
-            let dust = o.output.value.to_sat() <= CLAIM_DUST_LIMIT_SAT;
-            match self.spent_by(&o.outpoint) {
-                Some(height) => deep(height),
-                None => dust,
-            }
-        })
+        let htlcs_decided =
+            self.commitment_htlc_outpoints().iter().all(|o| self.spent_by(o).is_some_and(deep));
+        htlcs_decided
+            && self.owed().iter().all(|o| {
+                let dust = o.output.value.to_sat() <= CLAIM_DUST_LIMIT_SAT;
+                match self.spent_by(&o.outpoint) {
+                    Some(height) => deep(height),
+                    None => dust,
+                }
+            })
     }
 
     /// The height of the confirmed transaction spending `outpoint`, if any.
@@ -254,14 +261,20 @@ impl ChannelMonitor {
         self.sign_sweep(owed, sweep_tx(owed, ctx.sweep_script, left, anchors), signer, secp)
     }
 
-    /// The feerate for `owed` now: the base, raised by half of it for each
-    /// block the claim could have confirmed in, doubled within
-    /// [`ANTI_REORG_DELAY`] blocks of a deadline.
+    /// The feerate for `owed` now. Claims nobody else can take (our
+    /// `to_remote` and delayed outputs) rise slowly, by a sixteenth of the
+    /// base for each block they could have confirmed in; contested ones
+    /// (HTLC outputs, justice) by half of it, and double within
+    /// [`ANTI_REORG_DELAY`] blocks of their deadline.
     fn bumped_feerate(&self, owed: &Owed, ctx: &ClaimContext<'_>) -> u64 {
         let base = u64::from(ctx.feerate_per_kw.max(253));
-        let waited = u64::from((ctx.height + 1).saturating_sub(owed.mineable_at.max(self.funding_height())));
-        let mut feerate = base + base * waited / 2;
-        if owed.deadline.is_some_and(|d| d <= ctx.height + ANTI_REORG_DELAY) {
+        // The first block a claim could be in is the one after we learnt of
+        // its output.
+        let first = owed.mineable_at.max(self.funding_height() + 1);
+        let waited = u64::from((ctx.height + 1).saturating_sub(first));
+        let contested = !matches!(owed.kind, ClaimKind::ToRemote | ClaimKind::DelayedOutput);
+        let mut feerate = base + base * waited / if contested { 2 } else { 16 };
+        if contested && owed.deadline.is_some_and(|d| d <= ctx.height + ANTI_REORG_DELAY) {
             feerate *= 2;
         }
         feerate

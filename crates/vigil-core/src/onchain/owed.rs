@@ -104,6 +104,25 @@ impl ChannelMonitor {
         owed
     }
 
+    /// Every HTLC output of the confirmed commitment, whoever it belongs
+    /// to: until each is spent, an HTLC of the channel is undecided (a
+    /// preimage may still come, or the counterparty may still time it out).
+    pub(super) fn commitment_htlc_outpoints(&self) -> Vec<OutPoint> {
+        let Some(spend) = &self.funding_spend else { return Vec::new() };
+        let txid = spend.txid;
+        let indexes: Vec<u32> =
+            if let Some((h, _)) = self.holder.as_ref().filter(|(h, _)| h.trust().txid() == txid) {
+                h.nondust_htlcs().iter().filter_map(|h| h.transaction_output_index).collect()
+            } else if let Some(c) = self.counterparty.iter().find(|c| c.txid == txid) {
+                c.commitment.nondust_htlcs().iter().filter_map(|h| h.transaction_output_index).collect()
+            } else if let Some(r) = self.revoked.iter().find(|r| r.txid == txid) {
+                r.htlcs.iter().filter_map(|h| h.transaction_output_index).collect()
+            } else {
+                Vec::new()
+            };
+        indexes.into_iter().map(|vout| OutPoint { txid, vout }).collect()
+    }
+
     fn channel_type(&self) -> &lightning::types::features::ChannelTypeFeatures {
         &self.params.channel_type_features
     }

@@ -74,6 +74,30 @@ impl Net {
         self.dirs[i].path().join("vigil.sqlite")
     }
 
+    /// Copies the store files of node `i` (which must be stopped) to a new
+    /// directory: a backup.
+    pub fn backup(&self, i: usize) -> tempfile::TempDir {
+        assert!(self.nodes[i].is_none(), "back up a stopped node");
+        let backup = tempfile::tempdir().expect("tempdir");
+        for entry in std::fs::read_dir(self.dirs[i].path()).expect("the store directory") {
+            let path = entry.expect("an entry").path();
+            std::fs::copy(&path, backup.path().join(path.file_name().expect("a file"))).expect("copy");
+        }
+        backup
+    }
+
+    /// Replaces the store of node `i` (stopped) with `backup`.
+    pub fn restore(&mut self, i: usize, backup: &tempfile::TempDir) {
+        assert!(self.nodes[i].is_none(), "restore a stopped node");
+        for entry in std::fs::read_dir(self.dirs[i].path()).expect("the store directory") {
+            std::fs::remove_file(entry.expect("an entry").path()).expect("remove");
+        }
+        for entry in std::fs::read_dir(backup.path()).expect("the backup") {
+            let path = entry.expect("an entry").path();
+            std::fs::copy(&path, self.dirs[i].path().join(path.file_name().expect("a file"))).expect("copy");
+        }
+    }
+
     pub fn node(&self, i: usize) -> &Node {
         self.nodes[i].as_ref().expect("the node is running")
     }
