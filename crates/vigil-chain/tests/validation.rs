@@ -346,8 +346,17 @@ fn values_out_of_range_and_negative_fee() {
         &tx,
         TxError::NegativeFee { inputs: Amount::from_int_btc(50), outputs: Amount::from_sat(5_000_000_001) },
     );
-    let zero_fee = spend_p2wpkh(&f.key, &[coin], vec![pay(&f.key, Amount::from_int_btc(50))]);
-    f.chain.submit_transaction(&zero_fee).expect("a zero fee is allowed");
+    // Zero fee is valid in a block but below the mempool's minimum relay
+    // fee (1 sat/vB); paying it is enough.
+    let zero_fee = spend_p2wpkh(&f.key, &[coin.clone()], vec![pay(&f.key, Amount::from_int_btc(50))]);
+    let vsize = zero_fee.vsize() as u64;
+    assert_refused(
+        &f,
+        &zero_fee,
+        TxError::MinRelayFeeNotMet { fee: Amount::ZERO, required: Amount::from_sat(vsize) },
+    );
+    let minimal = spend_p2wpkh(&f.key, &[coin], vec![pay(&f.key, Amount::from_sat(5_000_000_000 - vsize))]);
+    f.chain.submit_transaction(&minimal).expect("the minimum relay fee is enough");
 }
 
 #[test]

@@ -9,16 +9,20 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::{OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid};
 use common::{OpenOptions, Pair, Who};
 use lightning::sign::InMemorySigner;
 use lightning::types::payment::PaymentPreimage;
 use vigil_chain::regtest::{validate::TxError, SubmitError};
-use vigil_chain::testkit::TestKey;
+use vigil_chain::testkit::{coin_of, sign_p2wpkh, spend_p2wpkh, Coin, TestKey};
 use vigil_chain::ChainSource;
 use vigil_core::channel::{MonitorUpdate, UpdateStep};
 use vigil_core::monitor::{ChannelMonitor, MonitorEvent};
-use vigil_core::onchain::{ClaimContext, ClaimKind};
+use vigil_core::onchain::{ClaimContext, ClaimKind, FeeNeed, FeeNeedKind};
+
+/// The largest witness of a P2WPKH input: item count, a 73-byte signature
+/// and a 33-byte key, with their lengths.
+const P2WPKH_WITNESS_WEIGHT: u64 = 1 + 1 + 73 + 1 + 33;
 
 fn monitor_of(updates: &[MonitorUpdate]) -> ChannelMonitor {
     let mut monitor = ChannelMonitor::from_first_update(&updates[0]).expect("funded");
@@ -28,7 +32,8 @@ fn monitor_of(updates: &[MonitorUpdate]) -> ChannelMonitor {
     monitor
 }
 
-/// One end of the channel enforcing it.
+/// One end of the channel enforcing it, with a small wallet (coinbase
+/// coins of the harness's funder key) to fund anchor channels' claims.
 struct Enforcer {
     monitor: ChannelMonitor,
     signer: InMemorySigner,
@@ -36,41 +41,139 @@ struct Enforcer {
     /// Txids of the claims it broadcast.
     broadcast: BTreeSet<Txid>,
     kinds: BTreeSet<ClaimKind>,
+    /// Fee needs it funded, by kind.
+    funded: BTreeSet<(ClaimKind, bool)>,
+    /// Its wallet: coins not used yet, the coins it used, and its change.
+    coins: Vec<Coin>,
+    used: BTreeMap<OutPoint, u64>,
+    change: ScriptBuf,
+    /// The feerate claims start at.
+    feerate_per_kw: u32,
 }
 
 impl Enforcer {
     fn new(pair: &Pair, who: Who, sweep_key: u8) -> Self {
         let node = pair.node_ref(who);
+        let coins = wallet_coins(pair, who);
         Enforcer {
             monitor: monitor_of(&node.durable),
             signer: node.signer(),
             sweep: TestKey::new(sweep_key).p2wpkh(),
             broadcast: BTreeSet::new(),
             kinds: BTreeSet::new(),
+            funded: BTreeSet::new(),
+            coins,
+            used: BTreeMap::new(),
+            change: TestKey::new(sweep_key + 10).p2wpkh(),
+            feerate_per_kw: 1000,
         }
+    }
+
+    /// Funds `need` with one wallet coin: the need's input and outputs
+    /// first, the coin and change after, at the need's fee; the monitor
+    /// signs its input last.
+    fn fund(&mut self, need: &FeeNeed) -> Transaction {
+        let coin = self.coins.pop().expect("the test wallet has coins");
+        let mut tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: need.lock_time,
+            input: vec![
+                TxIn { previous_output: need.outpoint, sequence: need.sequence, ..TxIn::default() },
+                TxIn {
+                    previous_output: coin.outpoint,
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    ..TxIn::default()
+                },
+            ],
+            output: need.outputs.clone(),
+        };
+        tx.output.push(TxOut { value: coin.txout.value, script_pubkey: self.change.clone() });
+        // Weight with both witnesses at their largest.
+        let weight = tx.weight().to_wu() + 2 + need.satisfaction_weight + P2WPKH_WITNESS_WEIGHT;
+        let fee = need.required_fee(weight);
+        let change = tx.output.last_mut().expect("the change output");
+        change.value = coin.txout.value + need.txout.value
+            - Amount::from_sat(fee)
+            - need.outputs.iter().map(|o| o.value).sum::<Amount>();
+        let funder = TestKey::new(42);
+        sign_p2wpkh(&mut tx, 1, &funder, coin.txout.value);
+        self.monitor.sign_fee_input(&self.signer, need, &mut tx, 0).expect("the monitor signs its input");
+        self.used.insert(coin.outpoint, coin.txout.value.to_sat());
+        tx
     }
 
     /// Broadcasts the monitor's claims at the current tip. A claim the
     /// mempool refuses for anything but a conflict or a duplicate fails
     /// the test.
     fn broadcast(&mut self, pair: &Pair) {
-        let ctx =
-            ClaimContext { height: pair.chain.height(), feerate_per_kw: 1000, sweep_script: &self.sweep };
-        for claim in self.monitor.claims(&self.signer, &ctx).claims {
-            match pair.chain.submit_transaction(&claim.tx) {
+        let ctx = ClaimContext {
+            height: pair.chain.height(),
+            feerate_per_kw: self.feerate_per_kw,
+            sweep_script: &self.sweep,
+        };
+        let plan = self.monitor.claims(&self.signer, &ctx);
+        let needs: Vec<&FeeNeed> = plan.fee_needs.iter().filter(|n| self.unfunded(pair, n)).collect();
+        let funded: Vec<(ClaimKind, bool, OutPoint, Transaction)> = needs
+            .into_iter()
+            .map(|n| (n.claim, n.kind == FeeNeedKind::AnchorCpfp, n.outpoint, self.fund(n)))
+            .collect();
+        let plain = plan.claims.into_iter().map(|c| (c.kind, false, c.outpoint, c.tx));
+        for (kind, cpfp, outpoint, tx) in plain.chain(funded) {
+            match pair.chain.submit_transaction(&tx) {
                 Ok(txid) => {
                     self.broadcast.insert(txid);
-                    self.kinds.insert(claim.kind);
+                    self.kinds.insert(kind);
+                    if cpfp {
+                        self.funded.insert((kind, true));
+                    }
                 }
                 Err(SubmitError::Invalid(
                     TxError::AlreadyInMempool { .. }
                     | TxError::AlreadyInChain { .. }
                     | TxError::DoubleSpend { .. },
                 )) => {}
-                Err(e) => panic!("{:?} claim of {} refused: {e}", claim.kind, claim.outpoint),
+                Err(e) => panic!("{kind:?} claim of {outpoint} refused: {e}"),
             }
         }
     }
+
+    /// Whether `need`'s output is not already being spent in the mempool
+    /// by a transaction we funded (a fresh coin would only conflict).
+    fn unfunded(&self, pair: &Pair, need: &FeeNeed) -> bool {
+        !pair
+            .chain
+            .mempool()
+            .expect("mempool")
+            .iter()
+            .any(|tx| tx.input.iter().any(|i| i.previous_output == need.outpoint))
+    }
+}
+
+/// Ten coins of 100,000 sat for `who`'s test wallet, split from the change
+/// of the funding transaction (the funder key's) in a transaction of their
+/// own, confirmed in the next block.
+fn wallet_coins(pair: &Pair, who: Who) -> Vec<Coin> {
+    let funding = pair.funding.clone().expect("funded");
+    let funder = TestKey::new(42);
+    let coin = coin_of(&funding, 1);
+    let coin = if who == Who::A {
+        coin
+    } else {
+        // B splits what A's split left over.
+        let split = block_txs(pair, pair.chain.height())
+            .into_iter()
+            .find(|t| t.input.iter().any(|i| i.previous_output == coin.outpoint))
+            .expect("A's wallet was split first");
+        coin_of(&split, 10)
+    };
+    let mut outputs: Vec<TxOut> =
+        (0..10).map(|_| TxOut { value: Amount::from_sat(100_000), script_pubkey: funder.p2wpkh() }).collect();
+    let rest = coin.txout.value - Amount::from_sat(1_000_000 + 1_000);
+    outputs.push(TxOut { value: rest, script_pubkey: funder.p2wpkh() });
+    let split = spend_p2wpkh(&funder, std::slice::from_ref(&coin), outputs);
+    pair.chain.submit_transaction(&split).expect("the split is valid");
+    pair.chain.mine(1, &TestKey::new(99).address()).expect("mine");
+    (0..10).map(|vout| coin_of(&split, vout)).collect()
 }
 
 fn block_txs(pair: &Pair, height: u32) -> Vec<Transaction> {
@@ -111,28 +214,39 @@ fn run_to_settlement(pair: &Pair, a: &mut Enforcer, b: &mut Enforcer) {
 }
 
 /// The coins of the closing tree (every transaction descending from the
-/// funding output): unspent outputs by script, and the fees paid, per
-/// transaction.
+/// funding output): unspent outputs by script, the fees paid, per
+/// transaction, and the wallet coins that paid some of them.
 struct Tree {
     unspent: BTreeMap<OutPoint, TxOut>,
     fees: BTreeMap<Txid, u64>,
+    wallet_in: BTreeMap<OutPoint, u64>,
 }
 
-fn closing_tree(pair: &Pair, from: u32) -> Tree {
+fn closing_tree(pair: &Pair, from: u32, wallets: &[&Enforcer]) -> Tree {
     let funding = pair.funding.clone().expect("funded");
     let mut coins: BTreeMap<OutPoint, TxOut> = BTreeMap::new();
     coins.insert(OutPoint { txid: funding.compute_txid(), vout: 0 }, funding.output[0].clone());
     let mut unspent = coins.clone();
     let mut fees = BTreeMap::new();
+    let mut wallet_in = BTreeMap::new();
     for h in from..=pair.chain.height() {
         for tx in block_txs(pair, h) {
             if !tx.input.iter().any(|i| coins.contains_key(&i.previous_output)) {
                 continue;
             }
-            assert!(
-                tx.input.iter().all(|i| coins.contains_key(&i.previous_output)),
-                "claims add no foreign input"
-            );
+            let foreign: Vec<TxIn> =
+                tx.input.iter().filter(|i| !coins.contains_key(&i.previous_output)).cloned().collect();
+            for i in &foreign {
+                let value =
+                    wallets.iter().find_map(|w| w.used.get(&i.previous_output)).unwrap_or_else(|| {
+                        panic!("claims add only their own wallet's coins, not {}", i.previous_output)
+                    });
+                wallet_in.insert(i.previous_output, *value);
+                coins.insert(
+                    i.previous_output,
+                    TxOut { value: Amount::from_sat(*value), script_pubkey: ScriptBuf::new() },
+                );
+            }
             let inputs: u64 = tx.input.iter().map(|i| coins[&i.previous_output].value.to_sat()).sum();
             let outputs: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
             let txid = tx.compute_txid();
@@ -147,7 +261,7 @@ fn closing_tree(pair: &Pair, from: u32) -> Tree {
             }
         }
     }
-    Tree { unspent, fees }
+    Tree { unspent, fees, wallet_in }
 }
 
 impl Tree {
@@ -161,6 +275,17 @@ impl Tree {
 
     fn total_fees(&self) -> u64 {
         self.fees.values().sum()
+    }
+
+    /// What `wallet` put into the tree from its coins.
+    fn wallet_in(&self, wallet: &Enforcer) -> u64 {
+        self.wallet_in.iter().filter(|(op, _)| wallet.used.contains_key(op)).map(|(_, v)| v).sum()
+    }
+
+    /// What `wallet` holds at the end, from the tree: sweeps and change,
+    /// less the coins it put in.
+    fn net_of(&self, wallet: &Enforcer) -> i64 {
+        (self.paid_to(&wallet.sweep) + self.paid_to(&wallet.change)) as i64 - self.wallet_in(wallet) as i64
     }
 
     /// Every unspent output is swept to `sweeps` or is an anchor; returns
@@ -216,21 +341,32 @@ fn force_close_with_htlcs_both_ways(anchors: bool, closer: Who) {
         assert!(other.kinds.contains(&kind), "the other side claimed {kind:?}: {:?}", other.kinds);
     }
 
-    let tree = closing_tree(&pair, closed_from);
-    let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep]);
-    assert_eq!(anchors_left, if anchors { 660 } else { 0 });
-    let (swept_a, swept_b) = (tree.paid_to(&a.sweep), tree.paid_to(&b.sweep));
-    eprintln!(
-        "DEBUG h={} a={swept_a} b={swept_b} fees={} {:?} {:?} {:?}",
-        pair.chain.height(),
-        tree.total_fees(),
-        a.kinds,
-        b.kinds,
-        tree.fees
+    if anchors {
+        // Zero-fee HTLC transactions were funded from the closer's wallet.
+        assert!(!closing.used.is_empty(), "the closer's wallet paid for its HTLC transactions");
+    }
+    let tree = closing_tree(&pair, closed_from, &[&a, &b]);
+    let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep, &a.change, &b.change]);
+    let cpfp = closing.funded.contains(&(ClaimKind::HolderCommitment, true));
+    assert_eq!(
+        anchors_left,
+        if !anchors {
+            0
+        } else if cpfp {
+            330
+        } else {
+            660
+        }
     );
-    assert_eq!(swept_a + swept_b + anchors_left + tree.total_fees(), capacity, "value is conserved");
+    let (net_a, net_b) = (tree.net_of(&a), tree.net_of(&b));
+    assert_eq!(
+        net_a + net_b + (anchors_left + tree.total_fees()) as i64,
+        capacity as i64,
+        "value is conserved: what the wallets gained, the anchors left and the fees make the capacity"
+    );
     // Each side got its balance and the HTLCs it was owed, less the fees of
-    // its own claims (the commitment's fee is the funder's, A's).
+    // its own claims (the commitment's fee is the funder's, A's, already
+    // out of its balance).
     let commitment = pair.node_ref(closer).latest_holder_commitment().expect("commitment");
     let (to_closer, to_other) =
         (commitment.to_broadcaster_value_sat(), commitment.to_countersignatory_value_sat());
@@ -239,9 +375,12 @@ fn force_close_with_htlcs_both_ways(anchors: bool, closer: Who) {
     let fees_a = tree.fees_of(&a.broadcast) - if closer == Who::A { tree.fees[&commitment_txid] } else { 0 };
     let fees_b = tree.fees_of(&b.broadcast) - if closer == Who::B { tree.fees[&commitment_txid] } else { 0 };
     // A is owed B's 6,000 sat (preimage known) and its own 7,000 sat (timed
-    // out); B is owed A's 5,000 sat and its own 8,000 sat.
-    assert_eq!(swept_a, base_a + 6_000 + 7_000 - fees_a, "A's coins");
-    assert_eq!(swept_b, base_b + 5_000 + 8_000 - fees_b, "B's coins");
+    // out); B is owed A's 5,000 sat and its own 8,000 sat. A spent anchor
+    // (CPFP) is the closer's too.
+    let anchor_a = if cpfp && closer == Who::A { 330 } else { 0 };
+    let anchor_b = if cpfp && closer == Who::B { 330 } else { 0 };
+    assert_eq!(net_a, (base_a + 6_000 + 7_000 + anchor_a) as i64 - fees_a as i64, "A's coins");
+    assert_eq!(net_b, (base_b + 5_000 + 8_000 + anchor_b) as i64 - fees_b as i64, "B's coins");
 
     // On-chain outcomes reached the monitors as events: the HTLC A offered
     // that B claimed on chain is claimed for A, with its preimage.
@@ -317,11 +456,18 @@ fn revoked_commitment_is_punished(anchors: bool, second_stage: bool) {
     let (first, second) = if anchors { (vec![revoked], extra[1..].to_vec()) } else { (extra, vec![]) };
     mine(&pair, &mut [&mut a, &mut b], &first);
     if !second.is_empty() {
-        mine(&pair, &mut [&mut a, &mut b], &second);
+        // Zero-fee: below the relay minimum, so the cheater has a miner
+        // include it directly.
+        pair.chain.mine_block_with(&TestKey::new(99).p2wpkh(), &second).expect("a valid block");
+        let height = pair.chain.height();
+        let txs = block_txs(&pair, height);
+        for e in [&mut a, &mut b] {
+            e.monitor.block_connected(height, &txs);
+        }
     }
     run_to_settlement(&pair, &mut a, &mut b);
     assert!(a.kinds.contains(&ClaimKind::Justice));
-    let tree = closing_tree(&pair, closed_from);
+    let tree = closing_tree(&pair, closed_from, &[&a, &b]);
     let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep]);
     assert_eq!(tree.paid_to(&b.sweep), 0, "the cheater gets nothing");
     let swept_a = tree.paid_to(&a.sweep);
@@ -390,7 +536,7 @@ fn a_reorg_undoing_the_close_makes_the_claims_again() {
     assert!(plan_of(&b, &pair).is_empty(), "B has nothing to claim until the commitment confirms again");
 
     run_to_settlement(&pair, &mut a, &mut b);
-    let tree = closing_tree(&pair, closed_from);
+    let tree = closing_tree(&pair, closed_from, &[&a, &b]);
     let anchors_left = tree.anchors_only_besides(&[&a.sweep, &b.sweep]);
     let swept = tree.paid_to(&a.sweep) + tree.paid_to(&b.sweep);
     assert_eq!(swept + anchors_left + tree.total_fees(), capacity, "value is conserved across the reorg");
@@ -455,4 +601,57 @@ fn unconfirmed_claims_are_bumped_but_never_above_their_value() {
         "the small HTLC waits as dust: {:?}",
         plan.waiting
     );
+}
+
+/// An anchors commitment whose own feerate is below the target is paid for
+/// by a child spending our anchor and a wallet coin: the two confirm
+/// together, at the target feerate as a package.
+#[test]
+fn a_low_fee_anchors_commitment_is_paid_for_by_a_child() {
+    let mut pair = Pair::open(OpenOptions { anchors: true, ..OpenOptions::default() });
+    let _ = pair.pay(Who::A, 7_000_000);
+    pair.node(Who::A).channel.force_close();
+    pair.pump(Who::A);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    a.feerate_per_kw = 5_000;
+    a.broadcast(&pair);
+    assert!(
+        a.funded.contains(&(ClaimKind::HolderCommitment, true)),
+        "A paid for its commitment with a child"
+    );
+    let mempool = pair.chain.mempool().expect("mempool");
+    let funding = pair.funding.clone().expect("funded");
+    let commitment = mempool
+        .iter()
+        .find(|t| t.input[0].previous_output.txid == funding.compute_txid())
+        .expect("the commitment is in the mempool")
+        .clone();
+    let child = mempool
+        .iter()
+        .find(|t| t.input.iter().any(|i| i.previous_output.txid == commitment.compute_txid()))
+        .expect("its child is in the mempool")
+        .clone();
+    let commitment_fee =
+        funding.output[0].value.to_sat() - commitment.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    let child_in: u64 = 330 + a.used.values().sum::<u64>();
+    let child_fee = child_in - child.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+    let package_weight = commitment.weight().to_wu() + child.weight().to_wu();
+    assert!(
+        commitment_fee * 1000 < 5_000 * commitment.weight().to_wu(),
+        "the commitment alone is below the target"
+    );
+    assert!(
+        (commitment_fee + child_fee) * 1000 >= 5_000 * package_weight,
+        "together they pay the target: {} + {} sat for {} WU",
+        commitment_fee,
+        child_fee,
+        package_weight
+    );
+    mine(&pair, &mut [&mut a, &mut b], &[]);
+    for tx in [&commitment, &child] {
+        let info = pair.chain.transaction(&tx.compute_txid()).expect("lookup").expect("known");
+        assert!(info.block.is_some(), "confirmed together");
+    }
+    run_to_settlement(&pair, &mut a, &mut b);
 }

@@ -8,12 +8,14 @@
 //! - [`wire`]: LDK's `ChannelMessageHandler` as a thin adapter over the
 //!   core, behind LDK's `PeerManager`;
 //! - [`node`]: `Node`, the manager on a store and a chain, over TCP with
-//!   `lightning-net-tokio`, restarted by replay from the store.
+//!   `lightning-net-tokio`, restarted by replay from the store, with its
+//!   on-chain wallet (claims sweep to it);
+//! - `bump`: anchor channels' claims funded by that wallet.
 //!
-//! Still to come (issue 8): the `Builder`, background tasks, the wallet
-//! wiring, the HTTP API.
+//! Still to come (issue 8): the `Builder`, background tasks, the HTTP API.
 #![deny(missing_docs)]
 
+mod bump;
 pub mod node;
 pub mod runtime;
 pub mod wire;

@@ -23,6 +23,7 @@ use vigil_core::chain_monitor::{ChainMonitor, LoadError, MONITORS_NAMESPACE};
 use vigil_core::manager::records::PAYMENTS_NAMESPACE;
 use vigil_core::manager::{ChannelManager, Event, EventId, ManagerConfig, NoLog, PaymentRecord};
 use vigil_store::KvStore;
+use vigil_wallet::OnchainWallet;
 
 use crate::runtime::Runtime;
 use crate::wire::WireHandler;
@@ -60,6 +61,8 @@ pub enum NodeError {
     Chain(String),
     /// A network operation failed.
     Network(String),
+    /// The on-chain wallet failed.
+    Wallet(String),
 }
 
 impl std::fmt::Display for NodeError {
@@ -70,6 +73,7 @@ impl std::fmt::Display for NodeError {
             Self::Record(e) => write!(f, "a payment record is unreadable: {e}"),
             Self::Chain(e) => write!(f, "chain source: {e}"),
             Self::Network(e) => write!(f, "network: {e}"),
+            Self::Wallet(e) => write!(f, "on-chain wallet: {e}"),
         }
     }
 }
@@ -86,7 +90,9 @@ impl From<vigil_store::StoreError> for NodeError {
 pub struct Node {
     runtime: Arc<Mutex<Runtime>>,
     peer_manager: Arc<VigilPeerManager>,
-    chain: Arc<dyn ChainSource + Send + Sync>,
+    pub(crate) chain: Arc<dyn ChainSource + Send + Sync>,
+    pub(crate) wallet: Arc<OnchainWallet>,
+    pub(crate) bumper: Mutex<crate::bump::Bumper>,
     store: Arc<dyn KvStore + Send + Sync>,
     follower: Mutex<ChainFollower>,
     /// The position `node/best_block` holds.
@@ -119,7 +125,9 @@ fn decode_block(v: &[u8]) -> Option<BlockRef> {
 
 impl Node {
     /// Starts a node with `seed` on `store` and `chain`: a new one if the
-    /// store holds no monitors, else the one the store describes.
+    /// store holds no monitors, else the one the store describes. Its
+    /// on-chain wallet (BDK, from the same seed) lives in the same store;
+    /// claims sweep to it unless `config.sweep_script` says otherwise.
     ///
     /// # Errors
     ///
@@ -127,11 +135,20 @@ impl Node {
     /// unreadable.
     pub fn start(
         seed: [u8; 32],
-        config: ManagerConfig,
+        mut config: ManagerConfig,
         store: Arc<dyn KvStore + Send + Sync>,
         chain: Arc<dyn ChainSource + Send + Sync>,
     ) -> Result<Self, NodeError> {
         let t = now();
+        let wallet_store: Arc<dyn KvStore> = store.clone();
+        let wallet = Arc::new(
+            OnchainWallet::open(&seed, config.network, wallet_store)
+                .map_err(|e| NodeError::Wallet(e.to_string()))?,
+        );
+        if config.sweep_script.is_none() {
+            let address = wallet.receive_address().map_err(|e| NodeError::Wallet(e.to_string()))?;
+            config.sweep_script = Some(address.script_pubkey());
+        }
         let keys = || KeysManager::new(&seed, t.as_secs(), t.subsec_nanos(), true);
         let tip = chain.tip().map_err(|e| NodeError::Chain(e.to_string()))?;
         let recorded = match store.read(NODE_NAMESPACE, "best_block")? {
@@ -177,6 +194,8 @@ impl Node {
             runtime,
             peer_manager,
             chain,
+            wallet,
+            bumper: Mutex::new(crate::bump::Bumper::default()),
             store,
             follower: Mutex::new(ChainFollower::new(position)),
             recorded_position: Mutex::new(recorded),
@@ -286,9 +305,11 @@ impl Node {
             let per_kw = u32::try_from(rate.to_sat_per_kwu()).unwrap_or(u32::MAX);
             self.with_manager(|m| m.set_claim_feerate(per_kw));
         }
+        let mut followed = false;
         loop {
             let event = follower.poll(&*self.chain).map_err(|e| NodeError::Chain(e.to_string()))?;
             let Some(event) = event else { break };
+            followed = true;
             self.with_manager(|m| match &event {
                 ChainEvent::Connected { height, block } => m.block_connected(*height, &block.txdata),
                 ChainEvent::Disconnected(b) => m.block_disconnected(b.height),
@@ -303,7 +324,21 @@ impl Node {
             self.store.write(NODE_NAMESPACE, "best_block", &encode_block(&follower.position()))?;
             *recorded = Some(follower.position());
         }
+        drop(recorded);
+        drop(follower);
+        // The wallet follows the same blocks; the fee needs they made are
+        // funded with it.
+        if followed {
+            self.wallet.sync(&*self.chain, now().as_secs()).map_err(|e| NodeError::Wallet(e.to_string()))?;
+            self.fund_fee_needs();
+        }
         Ok(())
+    }
+
+    /// The node's on-chain wallet: where claims are swept, and what pays
+    /// for anchor channels' fee bumps.
+    pub fn wallet(&self) -> &OnchainWallet {
+        &self.wallet
     }
 
     /// A timer tick: times out waiting payments, retries stalled ones, and

@@ -126,16 +126,34 @@ async fn pay_and_hold(
     (id, purpose.preimage())
 }
 
-/// The coins descending from `funding` mined from height `from`: unspent
-/// outputs, and the total fee paid.
-fn closing_tree(net: &Net, funding: OutPoint, value: u64, from: u32) -> (BTreeMap<OutPoint, TxOut>, u64) {
+/// The coins of the closing tree: every transaction descending from the
+/// funding output, mined from height `from`.
+struct Tree {
+    /// Outputs no transaction spends.
+    unspent: BTreeMap<OutPoint, TxOut>,
+    /// Fees paid by the tree's transactions.
+    fees: u64,
+    /// Wallet coins the tree's transactions spent (fee inputs).
+    wallet_in: u64,
+}
+
+impl Tree {
+    /// Unspent outputs other than anchors, and the anchors' value.
+    fn split(&self) -> (u64, u64) {
+        let anchors: u64 = self.unspent.values().map(|o| o.value.to_sat()).filter(|v| *v == 330).sum();
+        let total: u64 = self.unspent.values().map(|o| o.value.to_sat()).sum();
+        (total - anchors, anchors)
+    }
+}
+
+fn closing_tree(net: &Net, funding: OutPoint, value: u64, from: u32) -> Tree {
     let mut coins = BTreeMap::new();
     coins.insert(
         funding,
         TxOut { value: bitcoin::Amount::from_sat(value), script_pubkey: bitcoin::ScriptBuf::new() },
     );
     let mut unspent = coins.clone();
-    let mut fees = 0;
+    let (mut fees, mut wallet_in) = (0, 0);
     for h in from..=net.chain.height() {
         let hash = net.chain.block_hash(h).expect("chain").expect("block");
         let txs: Vec<Transaction> = net.chain.block(&hash).expect("chain").expect("block").txdata;
@@ -143,11 +161,23 @@ fn closing_tree(net: &Net, funding: OutPoint, value: u64, from: u32) -> (BTreeMa
             if !tx.input.iter().any(|i| coins.contains_key(&i.previous_output)) {
                 continue;
             }
-            let inputs: u64 = tx.input.iter().map(|i| coins[&i.previous_output].value.to_sat()).sum();
-            fees += inputs - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
+            let mut inputs = 0;
             for i in &tx.input {
+                let value = match coins.get(&i.previous_output) {
+                    Some(o) => o.value.to_sat(),
+                    None => {
+                        // A fee input from a wallet.
+                        let prev =
+                            net.chain.transaction(&i.previous_output.txid).expect("chain").expect("known");
+                        let v = prev.tx.output[i.previous_output.vout as usize].value.to_sat();
+                        wallet_in += v;
+                        v
+                    }
+                };
+                inputs += value;
                 unspent.remove(&i.previous_output);
             }
+            fees += inputs - tx.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
             let txid = tx.compute_txid();
             for (vout, o) in tx.output.iter().enumerate() {
                 coins.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
@@ -155,7 +185,22 @@ fn closing_tree(net: &Net, funding: OutPoint, value: u64, from: u32) -> (BTreeMa
             }
         }
     }
-    (unspent, fees)
+    Tree { unspent, fees, wallet_in }
+}
+
+/// Checks the coins after a close, to the satoshi: the wallets hold what
+/// they were given plus every output of the closing tree but the anchors
+/// (so nothing was left unclaimed), and that is the capacity less the
+/// fees and the anchors.
+fn assert_wallets_add_up(net: &Net, tree: &Tree, capacity: u64, given: u64, nodes: &[usize]) {
+    let wallets: u64 = nodes.iter().map(|i| net.wallet_sat(*i)).sum();
+    let (claimed, anchors) = tree.split();
+    assert_eq!(wallets, given - tree.wallet_in + claimed, "every output of the close is in a wallet");
+    assert_eq!(
+        wallets + tree.fees + anchors,
+        capacity + given,
+        "the wallets hold the capacity (and what they were given) less fees and anchors"
+    );
 }
 
 fn funding_of(net: &Net, i: usize, channel_id: ChannelId) -> (OutPoint, u64) {
@@ -167,8 +212,8 @@ fn funding_of(net: &Net, i: usize, channel_id: ChannelId) -> (OutPoint, u64) {
 
 /// A force-close by user command with HTLCs both ways: one claimed after
 /// the close by each side (on chain, with the preimage), one timed out,
-/// one dust. Every payment resolves, and the two sweep scripts plus the
-/// fees add up to the capacity, to the satoshi.
+/// one dust. Every payment resolves, and the two wallets plus the fees add
+/// up to the capacity, to the satoshi.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_close_with_htlcs_both_ways_adds_up() {
     let mut net = Net::new(2).await;
@@ -220,24 +265,13 @@ async fn force_close_with_htlcs_both_ways_adds_up() {
     .await;
     mine_until_swept(&mut net, 400).await;
 
-    let (unspent, fees) = closing_tree(&net, funding, capacity, closed_from);
-    let paid = |i: usize| -> u64 {
-        unspent.values().filter(|o| o.script_pubkey == Net::sweep(i)).map(|o| o.value.to_sat()).sum()
-    };
-    for (op, o) in &unspent {
-        assert!(
-            o.script_pubkey == Net::sweep(0) || o.script_pubkey == Net::sweep(1),
-            "output {op} was left unclaimed: {o:?}"
-        );
-    }
-    assert_eq!(paid(0) + paid(1) + fees, capacity, "capacity = node 0's wallet + node 1's wallet + fees");
-    // Node 1 had 300,000 + 50,000 (claimed on chain) - 40,000 (paid to 0).
+    let tree = closing_tree(&net, funding, capacity, closed_from);
+    assert_wallets_add_up(&net, &tree, capacity, 0, &[0, 1]);
+    // Node 1 had 300,000 + 50,000 (claimed on chain) - 40,000 (paid to 0),
+    // less the fees of its claims.
     let expected_1 = 310_000;
-    assert!(
-        paid(1) <= expected_1 && paid(1) + 3_000 > expected_1,
-        "node 1 got its balance less its claims' fees: {}",
-        paid(1)
-    );
+    let got_1 = net.wallet_sat(1);
+    assert!(got_1 <= expected_1 && got_1 + 3_000 > expected_1, "node 1's wallet: {got_1}");
     for i in [0, 1] {
         assert!(
             net.node(i).with_manager(|m| m.chain_monitor().monitor(&channel).is_none()),
@@ -379,19 +413,62 @@ async fn a_revoked_commitment_is_punished_across_a_restart() {
     net.start(0).await;
     mine_until_swept(&mut net, 400).await;
 
-    let (unspent, fees) = closing_tree(&net, funding, capacity, closed_from);
-    let paid = |i: usize| -> u64 {
-        unspent.values().filter(|o| o.script_pubkey == Net::sweep(i)).map(|o| o.value.to_sat()).sum()
-    };
-    assert_eq!(paid(1), 0, "the cheater's wallet gets nothing");
-    for (op, o) in &unspent {
-        assert!(o.script_pubkey == Net::sweep(0), "output {op} was left to the cheater: {o:?}");
-    }
-    assert_eq!(paid(0) + fees, capacity, "node 0 took the whole capacity, less fees");
+    let tree = closing_tree(&net, funding, capacity, closed_from);
+    assert_eq!(net.wallet_sat(1), 0, "the cheater's wallet gets nothing");
+    assert_wallets_add_up(&net, &tree, capacity, 0, &[0, 1]);
     assert!(
         net.node(0).with_manager(|m| m.chain_monitor().monitor(&channel).is_none()),
         "settled and acknowledged, the channel's monitor is archived"
     );
+}
+
+/// An anchors channel force-closed with an HTLC of ours that times out:
+/// the zero-fee HTLC-timeout transaction needs the wallet's coins. With an
+/// empty wallet the node says so and keeps trying at every block; once the
+/// wallet is funded the claim goes through and everything adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchors_claims_wait_for_wallet_funds_then_go_through() {
+    // A long CSV delay keeps node 0's own balance out of its wallet until
+    // well after the HTLC expires: the wallet is empty when it must pay.
+    let mut config = vigil_core::manager::ManagerConfig::default();
+    config.channel.to_self_delay = 400;
+    let mut net = Net::with_config(2, config).await;
+    net.connect(0, 1).await;
+    net.open_with(0, 1, 1_000_000, true).await;
+    let channel = channel_with(&net, 0, 1);
+    let (timeout, _) = pay_and_hold(&mut net, 0, 1, 100_000, 9).await;
+    let (funding, capacity) = funding_of(&net, 0, channel);
+    let closed_from = net.chain.height() + 1;
+    net.node(0).with_manager(|m| m.force_close_channel(channel)).expect("force-close");
+    // Mine until the timeout is claimable: the empty wallet cannot pay.
+    let mut blocks = 0;
+    while net.node(0).fee_bump_errors().is_empty() {
+        net.chain.mine(1, &net.miner.address()).expect("mine");
+        net.step();
+        blocks += 1;
+        assert!(blocks < 300, "the timeout became claimable");
+    }
+    let error = net.node(0).fee_bump_errors().join("; ");
+    assert!(error.contains("HtlcTimeout") && error.contains("insufficient funds"), "{error}");
+    // It keeps trying.
+    for _ in 0..3 {
+        net.chain.mine(1, &net.miner.address()).expect("mine");
+        net.step();
+    }
+    assert!(!net.node(0).fee_bump_errors().is_empty(), "still reported while the wallet is empty");
+    let given = net.fund_wallet(0, 200_000).await;
+    mine_until_event(
+        &mut net,
+        0,
+        20,
+        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == timeout),
+    )
+    .await;
+    assert!(net.node(0).fee_bump_errors().is_empty());
+    mine_until_swept(&mut net, 400).await;
+    let tree = closing_tree(&net, funding, capacity, closed_from);
+    assert!(tree.wallet_in > 0, "the wallet paid the HTLC transaction's fee");
+    assert_wallets_add_up(&net, &tree, capacity, given, &[0, 1]);
 }
 
 use bitcoin::hashes::Hash as _;

@@ -6,11 +6,15 @@
 //! script (channel funding needs this), and persists every change in a
 //! [`vigil_store::KvStore`] ([`persist`]), so it survives a restart.
 //!
+//! It also funds transactions others built ([`OnchainWallet::fund_external`]):
+//! Lightning fee bumping adds wallet coins to a claim.
+//!
 //! BDK does the coin selection, signing and chain indexing; this crate owns
 //! the wiring: descriptors from the seed, sync from the chain source, and
 //! persistence.
 #![deny(missing_docs)]
 
+mod fund;
 pub mod persist;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +28,7 @@ use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, ScriptBuf, Transactio
 use vigil_chain::{BroadcastError, ChainEvent, ChainFollower, ChainSource, ChainSourceError};
 use vigil_store::KvStore;
 
+pub use fund::ExternalInput;
 use persist::{KvPersister, PersistError};
 
 /// Why a wallet operation failed.

@@ -182,7 +182,8 @@ fn embedded_defaults_serve_bitcoind_rpc_fund_the_wallet_and_survive_a_restart() 
         }
         other => panic!("expected -26, got {other:?}"),
     }
-    let double = spend_p2wpkh(&key, &[coinbase_coin(&rpc, 102)], pay(4_999_980_000));
+    // A conflict paying less cannot replace it.
+    let double = spend_p2wpkh(&key, &[coinbase_coin(&rpc, 102)], pay(4_999_995_000));
     assert!(matches!(
         rpc.call::<Value>("sendrawtransaction", &[json!(serialize_hex(&double))]),
         Err(ChainSourceError::Rpc { code: -26, .. })

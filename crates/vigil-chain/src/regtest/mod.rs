@@ -244,6 +244,7 @@ impl RegtestChain {
         else {
             let fee =
                 check_transaction(tx, &MempoolView { state, pool }, ctx, state, MAX_STANDARD_TX_WEIGHT)?;
+            validate::check_min_relay_fee(tx, fee)?;
             return Ok(Admission { fee, evicted: Vec::new() });
         };
         let refuse = |refusal| TxError::DoubleSpend { input, outpoint, conflict, refusal };
@@ -254,6 +255,7 @@ impl RegtestChain {
         }
         let fee =
             check_transaction(tx, &MempoolView { state, pool: &trial }, ctx, state, MAX_STANDARD_TX_WEIGHT)?;
+        validate::check_min_relay_fee(tx, fee)?;
         rbf::check_replacement(pool, tx, fee, &conflicts, &evicted).map_err(refuse)?;
         Ok(Admission { fee, evicted })
     }

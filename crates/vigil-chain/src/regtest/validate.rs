@@ -19,6 +19,9 @@ pub const COINBASE_MATURITY: u32 = 100;
 /// The heaviest transaction the mempool accepts (Bitcoin Core's standardness
 /// limit).
 pub const MAX_STANDARD_TX_WEIGHT: u64 = 400_000;
+/// The minimum relay feerate, in satoshis per 1000 virtual bytes (Bitcoin
+/// Core's default `minrelaytxfee` before version 29).
+pub const MIN_RELAY_FEE_SAT_PER_KVB: u64 = 1000;
 /// The heaviest block (BIP141).
 pub const MAX_BLOCK_WEIGHT: u64 = 4_000_000;
 
@@ -186,6 +189,15 @@ pub enum TxError {
         /// The witness version of the spent output.
         version: u8,
     },
+    /// The fee is below the minimum relay feerate for the transaction's size
+    /// (a mempool policy, as Bitcoin Core's `minrelaytxfee`).
+    #[error("fee {fee} is below the {required} minimum relay fee for its size")]
+    MinRelayFeeNotMet {
+        /// What it pays.
+        fee: Amount,
+        /// What its size requires.
+        required: Amount,
+    },
     /// An input's script does not satisfy the output it spends.
     #[error("input {input} fails script verification: {reason}")]
     ScriptFailed {
@@ -222,6 +234,7 @@ impl TxError {
             Self::RelativeLocktime { .. } => "non-BIP68-final",
             Self::UnsupportedWitnessVersion { .. } => "unsupported-witness-version",
             Self::ScriptFailed { .. } => "mandatory-script-verify-flag-failed",
+            Self::MinRelayFeeNotMet { .. } => "min relay fee not met",
         }
     }
 
@@ -350,6 +363,16 @@ pub(crate) fn check_transaction(
     let fee = check_values(tx, &coins, ctx)?;
     check_scripts(tx, &coins)?;
     Ok(fee)
+}
+
+/// Mempool policy: `fee` pays at least [`MIN_RELAY_FEE_SAT_PER_KVB`] for
+/// `tx`'s virtual size.
+pub(crate) fn check_min_relay_fee(tx: &Transaction, fee: Amount) -> Result<(), TxError> {
+    let required = Amount::from_sat((MIN_RELAY_FEE_SAT_PER_KVB * tx.vsize() as u64).div_ceil(1000));
+    if fee < required {
+        return Err(TxError::MinRelayFeeNotMet { fee, required });
+    }
+    Ok(())
 }
 
 fn resolve_inputs(tx: &Transaction, view: &dyn CoinView) -> Result<Vec<Coin>, TxError> {

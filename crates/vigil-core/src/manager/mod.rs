@@ -298,6 +298,8 @@ pub struct ChannelManager {
     broadcasts: VecDeque<Transaction>,
     /// Owed outputs of closed channels not claimed yet, as of the last block.
     pending_sweeps: Vec<onchain::PendingSweep>,
+    /// Claims the wallet must fund, as of the last block.
+    fee_needs: Vec<(ChannelId, crate::onchain::FeeNeed)>,
     /// Funding transactions of channels we open, until broadcast.
     funding_txs: BTreeMap<Txid, Transaction>,
     events: EventQueue,
@@ -372,6 +374,7 @@ impl ChannelManager {
             outbox: VecDeque::new(),
             broadcasts: VecDeque::new(),
             pending_sweeps: Vec::new(),
+            fee_needs: Vec::new(),
             funding_txs: BTreeMap::new(),
             events: EventQueue::default(),
             waiting: Vec::new(),

@@ -19,7 +19,7 @@ use lightning::sign::SignerProvider;
 use super::ChannelManager;
 use crate::channel::ledger::Outcome;
 use crate::monitor::ChannelMonitor;
-use crate::onchain::{ClaimContext, Waiting};
+use crate::onchain::{ClaimContext, FeeNeed, FeeSignError, Waiting};
 
 /// Blocks after an offered HTLC's expiry before the channel is failed to
 /// time it out on chain (BOLT 2's `G`).
@@ -45,6 +45,7 @@ impl ChannelManager {
     pub(super) fn broadcast_claims(&mut self) {
         let mut pending = Vec::new();
         let mut claims = Vec::new();
+        let mut needs = Vec::new();
         for monitor in self.chain_monitor.monitors().filter(|m| needs_enforcement(m)) {
             let keys_id = monitor.channel_snapshot().channel_keys_id;
             let signer = self.keys.derive_channel_signer(keys_id);
@@ -62,6 +63,7 @@ impl ChannelManager {
             };
             let plan = monitor.claims(&signer, &ctx);
             claims.extend(plan.claims.into_iter().map(|c| c.tx));
+            needs.extend(plan.fee_needs.into_iter().map(|n| (monitor.channel_id(), n)));
             pending.extend(
                 plan.waiting
                     .into_iter()
@@ -70,6 +72,7 @@ impl ChannelManager {
         }
         self.broadcasts.extend(claims);
         self.pending_sweeps = pending;
+        self.fee_needs = needs;
         self.release_settled_htlcs();
     }
 
@@ -109,6 +112,33 @@ impl ChannelManager {
     /// (satoshis per 1000 weight units); they are bumped from there.
     pub fn set_claim_feerate(&mut self, feerate_per_kw: u32) {
         self.config.claim_feerate_per_kw = feerate_per_kw;
+    }
+
+    /// Claims of anchor channels the wallet must fund, as of the last block
+    /// (see [`FeeNeed`]): fund each, sign it with
+    /// [`ChannelManager::sign_fee_input`], broadcast it; again at every
+    /// block while it is listed.
+    pub fn fee_needs(&self) -> &[(ChannelId, FeeNeed)] {
+        &self.fee_needs
+    }
+
+    /// Signs the claim's own input (`input`) of `tx`, a funded transaction
+    /// of `need`.
+    ///
+    /// # Errors
+    ///
+    /// [`FeeSignError`]; [`FeeSignError::Stale`] for a channel whose
+    /// monitor is gone.
+    pub fn sign_fee_input(
+        &self,
+        channel_id: &ChannelId,
+        need: &FeeNeed,
+        tx: &mut bitcoin::Transaction,
+        input: usize,
+    ) -> Result<(), FeeSignError> {
+        let monitor = self.chain_monitor.monitor(channel_id).ok_or(FeeSignError::Stale)?;
+        let signer = self.keys.derive_channel_signer(monitor.channel_snapshot().channel_keys_id);
+        monitor.sign_fee_input(&signer, need, tx, input)
     }
 
     /// Outputs owed to us by closed channels and not claimed yet, as of the

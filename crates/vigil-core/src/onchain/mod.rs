@@ -27,6 +27,7 @@
 //! at each block, a bumped claim replaces the previous one (it spends the
 //! same output and signals replaceability). `owed` lists what is owed.
 
+mod fees;
 mod owed;
 
 use bitcoin::absolute::LockTime;
@@ -38,6 +39,7 @@ use lightning::sign::InMemorySigner;
 
 use crate::channel::commitment::htlc_transaction;
 use crate::monitor::{ChannelMonitor, ANTI_REORG_DELAY};
+pub use fees::{FeeNeed, FeeNeedKind, FeeSignError, ANCHOR_OUTPUT_SAT};
 use owed::{Owed, Spend};
 
 /// What a claim takes.
@@ -118,7 +120,15 @@ pub struct ClaimPlan {
     pub claims: Vec<Claim>,
     /// Owed outputs not claimed now.
     pub waiting: Vec<Waiting>,
+    /// Claims the wallet must fund (anchor channels): broadcast once funded
+    /// and signed with [`ChannelMonitor::sign_fee_input`].
+    pub fee_needs: Vec<FeeNeed>,
 }
+
+/// The weight of a funded HTLC transaction with one wallet input and a
+/// change output, about: its fee is capped so that it never pays more than
+/// the HTLC is worth.
+const HTLC_FEE_NEED_WEIGHT: u64 = 1_200;
 
 /// The lowest output value a claim leaves (Bitcoin Core's dust limit for a
 /// P2WSH or P2TR output, the largest standard sweep scripts).
@@ -134,9 +144,13 @@ impl ChannelMonitor {
     pub fn claims(&self, signer: &InMemorySigner, ctx: &ClaimContext<'_>) -> ClaimPlan {
         let secp = Secp256k1::new();
         let mut plan = ClaimPlan::default();
+        let anchors = self.params.channel_type_features.supports_anchors_zero_fee_htlc_tx();
         if self.broadcast_holder && self.funding_spend.is_none() {
             if let Some(tx) = self.signed_holder_commitment(signer, &secp) {
                 let outpoint = tx.input[0].previous_output;
+                if anchors {
+                    plan.fee_needs.extend(self.anchor_cpfp_need(&tx, self.commitment_target(ctx)));
+                }
                 plan.claims.push(Claim {
                     kind: ClaimKind::HolderCommitment,
                     outpoint,
@@ -156,6 +170,14 @@ impl ChannelMonitor {
                 plan.waiting.push(waiting(WaitReason::Timelock(owed.mineable_at)));
                 continue;
             }
+            if anchors && matches!(owed.spend, Spend::HolderHtlc(_)) {
+                // Zero-fee: the wallet pays, at most about what it takes.
+                let value = owed.output.value.to_sat();
+                let cap = value * 1000 / HTLC_FEE_NEED_WEIGHT;
+                let rate = u32::try_from(self.bumped_feerate(&owed, ctx).min(cap)).unwrap_or(u32::MAX);
+                plan.fee_needs.extend(self.htlc_fee_need(&owed, rate));
+                continue;
+            }
             match self.build_claim(&owed, signer, ctx, &secp) {
                 Ok(tx) => plan.claims.push(Claim {
                     kind: owed.kind,
@@ -167,6 +189,20 @@ impl ChannelMonitor {
             }
         }
         plan
+    }
+
+    /// The feerate our commitment must reach: the base, doubled when one of
+    /// its HTLCs expires within [`ANTI_REORG_DELAY`] blocks.
+    fn commitment_target(&self, ctx: &ClaimContext<'_>) -> u32 {
+        let base = ctx.feerate_per_kw.max(253);
+        let urgent = self.holder.as_ref().is_some_and(|(h, _)| {
+            h.nondust_htlcs().iter().any(|htlc| htlc.cltv_expiry <= ctx.height + ANTI_REORG_DELAY)
+        });
+        if urgent {
+            base.saturating_mul(2)
+        } else {
+            base
+        }
     }
 
     /// Whether on-chain enforcement is over: the funding spend, every spend
@@ -238,8 +274,8 @@ impl ChannelMonitor {
         secp: &Secp256k1<All>,
     ) -> Result<Transaction, WaitReason> {
         if let Spend::HolderHtlc(desc) = &owed.spend {
-            // The counterparty signed this transaction: its fee is fixed (zero
-            // with anchors, which need a fee input: see the issue notes).
+            // The counterparty signed this transaction and its fee (never
+            // zero here: anchor channels' go through `FeeNeed`s).
             let (holder, _) = self.holder.as_ref().expect("holder HTLCs come from the holder commitment");
             let (mut tx, script) = htlc_transaction(holder, &desc.htlc, desc_contest_delay(desc));
             let sig = signer

@@ -1,8 +1,8 @@
 //! A network of Vigil nodes for the node's integration tests: each on its
 //! own SQLite store, all on one embedded regtest chain, over loopback TCP.
 //! Vocabulary: `Net::new`, `start`, `kill`, `connect`, `open`, `wait`,
-//! `mine`, `settle`, `no_closes`. Node `i` sweeps its on-chain claims to
-//! `Net::sweep(i)`.
+//! `mine`, `settle`, `no_closes`, `fund_wallet`, `wallet_sat`. Each node
+//! sweeps its on-chain claims to its own wallet.
 
 #![allow(dead_code)]
 
@@ -31,6 +31,7 @@ pub struct Net {
     pub handled: Vec<Vec<Event>>,
     pub miner: TestKey,
     coin_heights: Vec<u32>,
+    config: ManagerConfig,
 }
 
 fn seed(i: usize) -> [u8; 32] {
@@ -39,6 +40,11 @@ fn seed(i: usize) -> [u8; 32] {
 
 impl Net {
     pub async fn new(n: usize) -> Net {
+        Self::with_config(n, ManagerConfig::default()).await
+    }
+
+    /// `n` nodes, all with `config`.
+    pub async fn with_config(n: usize, config: ManagerConfig) -> Net {
         let chain = Arc::new(RegtestChain::in_memory(Arc::new(SystemClock)));
         let mut coin_heights = Vec::new();
         for i in 0..n {
@@ -55,6 +61,7 @@ impl Net {
             handled: vec![Vec::new(); n],
             miner,
             coin_heights,
+            config,
         };
         for i in 0..n {
             net.dirs.push(tempfile::tempdir().expect("tempdir"));
@@ -63,11 +70,6 @@ impl Net {
             net.start(i).await;
         }
         net
-    }
-
-    /// The script node `i` sweeps on-chain claims to (its "wallet").
-    pub fn sweep(i: usize) -> bitcoin::ScriptBuf {
-        TestKey::new(80 + i as u8).p2wpkh()
     }
 
     fn path(&self, i: usize) -> PathBuf {
@@ -105,8 +107,8 @@ impl Net {
     /// Starts node `i` from its store (new on the first start).
     pub async fn start(&mut self, i: usize) {
         let store = Arc::new(SqliteStore::open(self.path(i)).expect("the store opens"));
-        let config = ManagerConfig { sweep_script: Some(Self::sweep(i)), ..ManagerConfig::default() };
-        let node = Node::start(seed(i), config, store, self.chain.clone()).expect("the node starts");
+        let node =
+            Node::start(seed(i), self.config.clone(), store, self.chain.clone()).expect("the node starts");
         node.sync_chain().expect("sync");
         self.addrs[i] = node.listen("127.0.0.1:0".parse().expect("addr")).await.expect("listen");
         self.nodes[i] = Some(node);
@@ -178,8 +180,14 @@ impl Net {
 
     /// Node `a` opens a channel to `b`, funded from its coin.
     pub async fn open(&mut self, a: usize, b: usize, sat: u64) {
+        self.open_with(a, b, sat, false).await;
+    }
+
+    /// Node `a` opens a channel to `b` (with zero-fee-HTLC anchors if
+    /// `anchors`), funded from its coin.
+    pub async fn open_with(&mut self, a: usize, b: usize, sat: u64, anchors: bool) {
         let peer = self.node(b).node_id();
-        let temp = self.node(a).with_manager(|m| m.open_channel(peer, sat, 0, false)).expect("open");
+        let temp = self.node(a).with_manager(|m| m.open_channel(peer, sat, 0, anchors)).expect("open");
         let (script, value) =
             match self.wait(a, true, |e| matches!(e, Event::FundingGenerationReady { .. })).await {
                 Event::FundingGenerationReady { script_pubkey, value_sat, .. } => (script_pubkey, value_sat),
@@ -202,6 +210,33 @@ impl Net {
         self.mine(6).await;
         self.wait(a, true, |e| matches!(e, Event::ChannelReady { .. })).await;
         self.wait(b, true, |e| matches!(e, Event::ChannelReady { .. })).await;
+    }
+
+    /// Pays `sat` from the test coins to node `i`'s on-chain wallet, in a
+    /// transaction mined in the next block. Returns the amount.
+    pub async fn fund_wallet(&mut self, i: usize, sat: u64) -> u64 {
+        let address = self.node(i).wallet().receive_address().expect("an address");
+        let key = TestKey::new(70 + i as u8);
+        let coin = coinbase_coin(&*self.chain, self.coin_heights[i]);
+        self.coin_heights[i] += 1;
+        let change = coin.txout.value - Amount::from_sat(sat) - Amount::from_sat(1_000);
+        let tx = spend_p2wpkh(
+            &key,
+            std::slice::from_ref(&coin),
+            vec![
+                TxOut { value: Amount::from_sat(sat), script_pubkey: address.script_pubkey() },
+                TxOut { value: change, script_pubkey: key.p2wpkh() },
+            ],
+        );
+        self.chain.submit_transaction(&tx).expect("the wallet funding is valid");
+        self.mine(1).await;
+        sat
+    }
+
+    /// Everything node `i`'s on-chain wallet holds, in satoshis.
+    pub fn wallet_sat(&self, i: usize) -> u64 {
+        self.node(i).wallet().sync(&*self.chain, 0).expect("wallet sync");
+        self.node(i).wallet().balance().total().to_sat()
     }
 
     pub fn count(&self, i: usize, f: impl Fn(&Event) -> bool) -> usize {
