@@ -11,6 +11,7 @@
 //! - `manager/`: the `ChannelManager`, a routing and forwarding engine driven by
 //!   monitor events and never persisted.
 //! - `onion/`: BOLT 4 failure packets.
+//! - `onchain/`: on-chain enforcement, the claims of closed channels.
 //!
 //! It is sans-IO: no tokio, no filesystem, no clock and no threads. Inputs are
 //! calls (`handle_*`) and outputs are returned or polled (`poll_*`), with time
@@ -20,10 +21,11 @@
 //! [`channel`] (the BOLT 2 channel state machine, whose durable changes leave
 //! it as monitor updates), [`ser`] (the versioned TLV encoding of everything
 //! persisted), [`monitor`] and [`chain_monitor`], [`manager`] (the
-//! `ChannelManager`, driven by monitor events and never persisted) and
-//! [`onion`] (BOLT 4 failure packets). On-chain enforcement comes with
-//! issue 6. With the feature `bug-injection`, `bugs` holds deliberate bugs
-//! for the simulator's own tests.
+//! `ChannelManager`, driven by monitor events and never persisted),
+//! [`onion`] (BOLT 4 failure packets) and [`onchain`] (the claims a closed
+//! channel's monitor makes, recomputed from its durable state). With the
+//! feature `bug-injection`, `bugs` holds deliberate bugs for the
+//! simulator's own tests.
 #![deny(missing_docs)]
 
 #[cfg(feature = "bug-injection")]

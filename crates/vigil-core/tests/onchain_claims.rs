@@ -655,3 +655,80 @@ fn a_low_fee_anchors_commitment_is_paid_for_by_a_child() {
     }
     run_to_settlement(&pair, &mut a, &mut b);
 }
+
+/// Transactions that are not what the monitor expects (spending the
+/// commitment's outputs with garbage witnesses, 32-byte items that are no
+/// preimage, outputs copying our scripts) are taken as what they are:
+/// nothing panics, no payment is claimed by a fake preimage, and the
+/// claims of the outputs still unspent are still made.
+#[test]
+fn unexpected_transactions_in_blocks_are_ignored_safely() {
+    let mut pair = Pair::open(OpenOptions { anchors: true, ..OpenOptions::default() });
+    let (htlc, _) = pair.pay(Who::A, 7_000_000);
+    pair.node(Who::A).channel.force_close();
+    pair.pump(Who::A);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    a.broadcast(&pair);
+    mine(&pair, &mut [&mut a, &mut b], &[]);
+    let commitment = a.monitor.closing_transaction().cloned();
+    assert!(commitment.is_none(), "a force-close, not a cooperative close");
+    let spend_txid = block_txs(&pair, pair.chain.height())
+        .iter()
+        .find(|t| t.input[0].previous_output.txid == pair.funding.as_ref().expect("funded").compute_txid())
+        .expect("the commitment confirmed")
+        .compute_txid();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let before = a.monitor.claims(
+        &a.signer,
+        &ClaimContext { height: pair.chain.height() + 500, feerate_per_kw: 1000, sweep_script: &a.sweep },
+    );
+    let height = pair.chain.height() + 1;
+    for round in 0..200 {
+        let inputs = (0..1 + next() % 3)
+            .map(|_| {
+                let items: Vec<Vec<u8>> = (0..next() % 5)
+                    .map(|_| (0..[0, 1, 32, 33, 72][(next() % 5) as usize]).map(|_| next() as u8).collect())
+                    .collect();
+                TxIn {
+                    previous_output: OutPoint { txid: spend_txid, vout: (next() % 6) as u32 },
+                    witness: bitcoin::Witness::from_slice(&items),
+                    ..TxIn::default()
+                }
+            })
+            .collect();
+        let output = TxOut { value: Amount::from_sat(next() % 10_000), script_pubkey: a.sweep.clone() };
+        let junk = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: inputs,
+            output: vec![output],
+        };
+        // Fed to a copy: the real monitor keeps following the real chain.
+        let mut copy = a.monitor.clone();
+        copy.block_connected(height, std::slice::from_ref(&junk));
+        let _ =
+            copy.claims(&a.signer, &ClaimContext { height, feerate_per_kw: 1000, sweep_script: &a.sweep });
+        let fake_claim = copy.events().iter().any(
+            |e| matches!(&e.event, MonitorEvent::PaymentPathClaimed { htlc_id, .. } if *htlc_id == htlc),
+        );
+        assert!(!fake_claim, "round {round}: random bytes are no preimage");
+    }
+    let after = a.monitor.claims(
+        &a.signer,
+        &ClaimContext { height: pair.chain.height() + 500, feerate_per_kw: 1000, sweep_script: &a.sweep },
+    );
+    // (Signatures carry fresh randomness: compare what is claimed.)
+    let what = |p: &vigil_core::onchain::ClaimPlan| -> Vec<(ClaimKind, OutPoint, u64)> {
+        p.claims.iter().map(|c| (c.kind, c.outpoint, c.value_sat)).collect()
+    };
+    assert_eq!(what(&before), what(&after), "the real monitor is untouched");
+    assert_eq!(before.waiting, after.waiting);
+    run_to_settlement(&pair, &mut a, &mut b);
+}

@@ -215,7 +215,17 @@ fn funding_of(net: &Net, i: usize, channel_id: ChannelId) -> (OutPoint, u64) {
 /// one dust. Every payment resolves, and the two wallets plus the fees add
 /// up to the capacity, to the satoshi.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn force_close_with_htlcs_both_ways_adds_up() {
+async fn force_close_by_the_funder_with_htlcs_both_ways_adds_up() {
+    force_close_with_htlcs_both_ways_adds_up(0).await;
+}
+
+/// The same, closed by the other side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_close_by_the_fundee_with_htlcs_both_ways_adds_up() {
+    force_close_with_htlcs_both_ways_adds_up(1).await;
+}
+
+async fn force_close_with_htlcs_both_ways_adds_up(closer: usize) {
     let mut net = Net::new(2).await;
     net.connect(0, 1).await;
     net.open(0, 1, 1_000_000).await;
@@ -231,38 +241,16 @@ async fn force_close_with_htlcs_both_ways_adds_up() {
     let (funding, capacity) = funding_of(&net, 0, channel);
     let closed_from = net.chain.height() + 1;
 
-    net.node(0).with_manager(|m| m.force_close_channel(channel)).expect("force-close");
+    net.node(closer).with_manager(|m| m.force_close_channel(channel)).expect("force-close");
     // Each side claims what it was paid after the close: on chain now.
     net.node(1).with_manager(|m| m.claim_funds(p_to_1)).expect("claim after close");
     net.node(0).with_manager(|m| m.claim_funds(p_to_0)).expect("claim after close");
-    mine_until_event(
-        &mut net,
-        0,
-        20,
-        |e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == to_1),
-    )
-    .await;
-    mine_until_event(
-        &mut net,
-        1,
-        20,
-        |e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == to_0),
-    )
-    .await;
-    mine_until_event(
-        &mut net,
-        0,
-        10,
-        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == dust),
-    )
-    .await;
-    mine_until_event(
-        &mut net,
-        0,
-        250,
-        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == timeout),
-    )
-    .await;
+    let sent = |id: PaymentId| move |e: &Event| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == id);
+    let failed = |id: PaymentId| move |e: &Event| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == id);
+    mine_until_event(&mut net, 0, 20, sent(to_1)).await;
+    mine_until_event(&mut net, 1, 20, sent(to_0)).await;
+    mine_until_event(&mut net, 0, 10, failed(dust)).await;
+    mine_until_event(&mut net, 0, 250, failed(timeout)).await;
     mine_until_swept(&mut net, 400).await;
 
     let tree = closing_tree(&net, funding, capacity, closed_from);
@@ -375,9 +363,10 @@ async fn downstream_timed_out_on_chain_fails_upstream_after_a_restart() {
     }
 }
 
-/// Node 1, restored from an old backup, force-closes with its revoked
-/// commitment. Node 0 sees it confirm, is restarted, and still takes
-/// every output: node 1's wallet gets nothing.
+/// Node 1, restored from an old backup (taken with a payment pending),
+/// force-closes with its revoked commitment, HTLC output included. Node 0
+/// sees it confirm, is restarted, and still takes every output: node 1's
+/// wallet gets nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_commitment_is_punished_across_a_restart() {
     let mut net = Net::new(2).await;
@@ -387,15 +376,24 @@ async fn a_revoked_commitment_is_punished_across_a_restart() {
     let (_, p) = pay_and_hold(&mut net, 0, 1, 300_000, 1).await;
     net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
     net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    // A payment is pending when node 1's backup is taken: the revoked
+    // commitment will have its HTLC output.
+    let (_, pending) = pay_and_hold(&mut net, 0, 1, 100_000, 2).await;
     net.settle().await;
-    // Node 1's backup, then more payments revoke the state it holds.
     net.kill(1);
     let old = net.backup(1);
     net.start(1).await;
     net.connect(0, 1).await;
-    let (_, p) = pay_and_hold(&mut net, 0, 1, 100_000, 2).await;
+    // The HTLC is resolved off-chain after the backup, and more payments
+    // revoke the state the backup holds.
+    net.wait(1, true, |e| matches!(e, Event::PaymentClaimable { .. })).await;
+    net.node(1).with_manager(|m| m.claim_funds(pending)).expect("claim");
+    net.wait(0, true, |e| matches!(e, Event::PaymentSent { payment_id, .. } if payment_id.0 == [2; 32]))
+        .await;
+    let (_, p) = pay_and_hold(&mut net, 0, 1, 50_000, 3).await;
     net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
-    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    net.wait(0, true, |e| matches!(e, Event::PaymentSent { payment_id, .. } if payment_id.0 == [3; 32]))
+        .await;
     net.settle().await;
     let (funding, capacity) = funding_of(&net, 0, channel);
     let closed_from = net.chain.height() + 1;
@@ -472,3 +470,43 @@ async fn anchors_claims_wait_for_wallet_funds_then_go_through() {
 }
 
 use bitcoin::hashes::Hash as _;
+
+/// The payee claims while the payer is down: the fulfill cannot be
+/// delivered, so at the BOLT 2 fulfillment deadline the payee closes the
+/// channel by itself and takes the HTLC on chain. The payer, back up,
+/// learns the preimage from the chain: its payment succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_the_payer_never_takes_is_enforced_on_chain_at_the_deadline() {
+    let mut net = Net::new(2).await;
+    net.connect(0, 1).await;
+    net.open(0, 1, 1_000_000).await;
+    let channel = channel_with(&net, 0, 1);
+    let (id, preimage) = pay_and_hold(&mut net, 0, 1, 100_000, 11).await;
+    net.kill(0);
+    net.node(1).with_manager(|m| m.claim_funds(preimage)).expect("claim");
+    net.wait(1, true, |e| matches!(e, Event::PaymentClaimed { .. })).await;
+    mine_until_event(
+        &mut net,
+        1,
+        250,
+        |e| matches!(e, Event::ChannelClosed { channel_id, .. } if *channel_id == channel),
+    )
+    .await;
+    let expiry_margin = net.node(1).with_manager(|m| {
+        let monitor = m.chain_monitor().monitor(&channel).expect("the monitor");
+        let htlcs = monitor.holder_commitment().expect("a commitment").nondust_htlcs().clone();
+        htlcs[0].cltv_expiry - net.chain.height()
+    });
+    assert!(
+        expiry_margin >= vigil_core::manager::onchain::FULFILLED_HTLC_DEADLINE_BLOCKS - 1,
+        "closed at the deadline, {expiry_margin} blocks before the expiry"
+    );
+    net.start(0).await;
+    mine_until_event(
+        &mut net,
+        0,
+        30,
+        |e| matches!(e, Event::PaymentSent { payment_id, .. } if *payment_id == id),
+    )
+    .await;
+}

@@ -193,18 +193,7 @@ impl Net {
                 Event::FundingGenerationReady { script_pubkey, value_sat, .. } => (script_pubkey, value_sat),
                 _ => unreachable!("matched above"),
             };
-        let key = TestKey::new(70 + a as u8);
-        let coin = coinbase_coin(&*self.chain, self.coin_heights[a]);
-        self.coin_heights[a] += 1;
-        let change = coin.txout.value - Amount::from_sat(value) - Amount::from_sat(1_000);
-        let tx = spend_p2wpkh(
-            &key,
-            std::slice::from_ref(&coin),
-            vec![
-                TxOut { value: Amount::from_sat(value), script_pubkey: script },
-                TxOut { value: change, script_pubkey: key.p2wpkh() },
-            ],
-        );
+        let tx = self.pay_from_coin(a, script, value);
         self.node(a).with_manager(|m| m.funding_transaction_generated(temp, tx)).expect("funding");
         self.settle().await;
         self.mine(6).await;
@@ -212,22 +201,28 @@ impl Net {
         self.wait(b, true, |e| matches!(e, Event::ChannelReady { .. })).await;
     }
 
-    /// Pays `sat` from the test coins to node `i`'s on-chain wallet, in a
-    /// transaction mined in the next block. Returns the amount.
-    pub async fn fund_wallet(&mut self, i: usize, sat: u64) -> u64 {
-        let address = self.node(i).wallet().receive_address().expect("an address");
+    /// A transaction paying `sat` to `script` from node `i`'s next test coin
+    /// (change back to the coin's key, 1,000 sat of fee), not broadcast.
+    fn pay_from_coin(&mut self, i: usize, script: bitcoin::ScriptBuf, sat: u64) -> bitcoin::Transaction {
         let key = TestKey::new(70 + i as u8);
         let coin = coinbase_coin(&*self.chain, self.coin_heights[i]);
         self.coin_heights[i] += 1;
         let change = coin.txout.value - Amount::from_sat(sat) - Amount::from_sat(1_000);
-        let tx = spend_p2wpkh(
+        spend_p2wpkh(
             &key,
             std::slice::from_ref(&coin),
             vec![
-                TxOut { value: Amount::from_sat(sat), script_pubkey: address.script_pubkey() },
+                TxOut { value: Amount::from_sat(sat), script_pubkey: script },
                 TxOut { value: change, script_pubkey: key.p2wpkh() },
             ],
-        );
+        )
+    }
+
+    /// Pays `sat` from the test coins to node `i`'s on-chain wallet, in a
+    /// transaction mined in the next block. Returns the amount.
+    pub async fn fund_wallet(&mut self, i: usize, sat: u64) -> u64 {
+        let address = self.node(i).wallet().receive_address().expect("an address");
+        let tx = self.pay_from_coin(i, address.script_pubkey(), sat);
         self.chain.submit_transaction(&tx).expect("the wallet funding is valid");
         self.mine(1).await;
         sat
