@@ -12,6 +12,9 @@
 //! - [`world`]: the world and its moves;
 //! - [`program`]: operations, seeded programs, running them;
 //! - [`check`]: the invariants.
+//!
+//! A violation is reported with its program minimised ([`minimize`]) and in
+//! text ([`program::to_text`]) that `vigil-sim --replay` runs again.
 #![deny(missing_docs)]
 
 pub mod check;
@@ -35,10 +38,49 @@ pub struct SeedOutcome {
 /// settles, and checks every invariant.
 pub fn run_seed(seed: u64, ops: usize, nodes: usize) -> SeedOutcome {
     let program = program::generate(seed, ops, nodes.max(2));
+    let (stats, violations) = run_program(&program, nodes);
+    SeedOutcome { seed, stats, violations, program }
+}
+
+/// Runs `program` on a fresh world of `nodes` nodes in a line, settles, and
+/// checks every invariant.
+pub fn run_program(program: &[program::Op], nodes: usize) -> (program::Stats, Vec<String>) {
     let mut world = world::World::new(nodes.max(2));
     world.trace = std::env::var_os("VIGIL_SIM_TRACE").is_some();
-    let stats = program::run(&mut world, &program);
+    let stats = program::run(&mut world, program);
     world.settle();
-    let violations = check::check(&world);
-    SeedOutcome { seed, stats, violations, program }
+    (stats, check::check(&world))
+}
+
+/// A shorter program that still breaks an invariant, found by removing
+/// ever smaller chunks of `program` while some violation remains (delta
+/// debugging), at most `budget` runs. A program with no violation is
+/// returned as it is.
+pub fn minimize(program: &[program::Op], nodes: usize, budget: usize) -> Vec<program::Op> {
+    let fails = |p: &[program::Op]| !run_program(p, nodes).1.is_empty();
+    let mut best = program.to_vec();
+    let mut runs = 0;
+    let mut chunk = best.len().div_ceil(2);
+    while chunk >= 1 && runs < budget {
+        let mut removed_any = false;
+        let mut start = 0;
+        while start < best.len() && runs < budget {
+            let end = (start + chunk).min(best.len());
+            let candidate: Vec<program::Op> = best[..start].iter().chain(&best[end..]).cloned().collect();
+            runs += 1;
+            if fails(&candidate) {
+                best = candidate;
+                removed_any = true;
+            } else {
+                start = end;
+            }
+        }
+        if !removed_any {
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    best
 }

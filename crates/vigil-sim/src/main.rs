@@ -1,7 +1,9 @@
 //! `vigil-sim --seeds A..B [--ops N] [--nodes N]`: runs each seed's program
 //! and checks the invariants. The last line is
 //! `sim: <seeds> seeds, <ops> ops, <crashes> crashes, <violations> violations`;
-//! the exit code is non-zero if any invariant failed.
+//! the exit code is non-zero if any invariant failed. A violation prints the
+//! seed, its program minimised, and the command that replays it:
+//! `vigil-sim --nodes N --replay '<program>'`.
 
 use std::process::ExitCode;
 
@@ -15,6 +17,7 @@ fn main() -> ExitCode {
     let mut seeds = 0..100;
     let mut ops = 500;
     let mut nodes = 3;
+    let mut replay: Option<String> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let value = it.next();
@@ -22,12 +25,21 @@ fn main() -> ExitCode {
             ("--seeds", Some(v)) => parse_range(v).map(|r| seeds = r).is_some(),
             ("--ops", Some(v)) => v.parse().map(|n| ops = n).is_ok(),
             ("--nodes", Some(v)) => v.parse().map(|n| nodes = n).is_ok(),
+            ("--replay", Some(v)) => {
+                replay = Some(v.clone());
+                true
+            }
             _ => false,
         };
         if !ok {
-            eprintln!("usage: vigil-sim --seeds A..B [--ops N] [--nodes N] (got {arg:?} {value:?})");
+            eprintln!(
+                "usage: vigil-sim --seeds A..B [--ops N] [--nodes N] | --replay '<program>' [--nodes N] (got {arg:?} {value:?})"
+            );
             return ExitCode::from(2);
         }
+    }
+    if let Some(text) = replay {
+        return replay_program(&text, nodes);
     }
     let (mut total_ops, mut crashes, mut violations) = (0, 0, 0);
     let count = seeds.end.saturating_sub(seeds.start);
@@ -41,12 +53,39 @@ fn main() -> ExitCode {
             for v in &outcome.violations {
                 println!("  {v}");
             }
-            println!("  replay: cargo run --release -p vigil-sim -- --seeds {seed}..{} --ops {ops} --nodes {nodes}", seed + 1);
-            println!("  program: {:?}", outcome.program);
+            println!("  the seed again: cargo run --release -p vigil-sim -- --seeds {seed}..{} --ops {ops} --nodes {nodes}", seed + 1);
+            let short = vigil_sim::minimize(&outcome.program, nodes, 400);
+            println!(
+                "  minimised from {} to {} operations; replay: cargo run --release -p vigil-sim -- --nodes {nodes} --replay '{}'",
+                outcome.program.len(),
+                short.len(),
+                vigil_sim::program::to_text(&short)
+            );
         }
     }
     println!("sim: {count} seeds, {total_ops} ops, {crashes} crashes, {violations} violations");
     if violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs one program given as text and prints what it broke.
+fn replay_program(text: &str, nodes: usize) -> ExitCode {
+    let program = match vigil_sim::program::parse(text, nodes.max(2)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vigil-sim: cannot read the program: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (stats, violations) = vigil_sim::run_program(&program, nodes);
+    for v in &violations {
+        println!("  {v}");
+    }
+    println!("sim: 1 seeds, {} ops, {} crashes, {} violations", stats.ops, stats.crashes, violations.len());
+    if violations.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -248,3 +248,129 @@ pub fn run(world: &mut World, program: &[Op]) -> Stats {
     }
     stats
 }
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Pay { from, to, sat } => write!(f, "pay:{from}>{to}:{sat}"),
+            Op::Deliver { from, to } => write!(f, "deliver:{from}>{to}"),
+            Op::DeliverAll => write!(f, "deliver-all"),
+            Op::Complete { node, pick } => write!(f, "complete:{node}:{pick}"),
+            Op::Stall { node, pick } => write!(f, "stall:{node}:{pick}"),
+            Op::CompleteAll { node } => write!(f, "complete-all:{node}"),
+            Op::Handle { node, refuse: false } => write!(f, "handle:{node}"),
+            Op::Handle { node, refuse: true } => write!(f, "refuse:{node}"),
+            Op::Peek { node } => write!(f, "peek:{node}"),
+            Op::Crash { node } => write!(f, "crash:{node}"),
+            Op::Disconnect { a, b } => write!(f, "disconnect:{a}-{b}"),
+            Op::Reconnect { a, b } => write!(f, "reconnect:{a}-{b}"),
+            Op::Tick => write!(f, "tick"),
+            Op::Mine => write!(f, "mine"),
+        }
+    }
+}
+
+/// A program as text: its operations' [`Op`] `Display` forms, separated by
+/// spaces (what the CLI prints for a violation, and `--replay` reads).
+pub fn to_text(program: &[Op]) -> String {
+    program.iter().map(Op::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// Why a program's text is unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The operation that could not be read.
+    pub token: String,
+    /// Its position.
+    pub index: usize,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "operation {} ({:?}): {}", self.index, self.token, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Reads what [`to_text`] wrote, for `nodes` nodes in a line.
+///
+/// # Errors
+///
+/// [`ParseError`] for an unknown operation, a malformed number, a node out
+/// of range, or a link between nodes that are not neighbours.
+pub fn parse(text: &str, nodes: usize) -> Result<Vec<Op>, ParseError> {
+    text.split_whitespace()
+        .enumerate()
+        .map(|(index, token)| {
+            parse_op(token, nodes).map_err(|reason| ParseError { token: token.to_owned(), index, reason })
+        })
+        .collect()
+}
+
+fn parse_op(token: &str, nodes: usize) -> Result<Op, &'static str> {
+    let (name, args) = token.split_once(':').unwrap_or((token, ""));
+    let num = |s: &str| s.parse::<u64>().map_err(|_| "a number is malformed");
+    let node = |s: &str| -> Result<usize, &'static str> {
+        let n = num(s)? as usize;
+        if n < nodes {
+            Ok(n)
+        } else {
+            Err("no such node")
+        }
+    };
+    let pair = |s: &str, sep: char| -> Result<(usize, usize), &'static str> {
+        let (a, b) = s.split_once(sep).ok_or("two nodes are expected")?;
+        Ok((node(a)?, node(b)?))
+    };
+    let link = |s: &str| -> Result<(usize, usize), &'static str> {
+        let (a, b) = pair(s, '-')?;
+        if b == a + 1 {
+            Ok((a, b))
+        } else {
+            Err("links join neighbours: a-(a+1)")
+        }
+    };
+    let node_pick = |s: &str| -> Result<(usize, usize), &'static str> {
+        let (n, p) = s.split_once(':').ok_or("a node and a pick are expected")?;
+        Ok((node(n)?, num(p)? as usize))
+    };
+    Ok(match name {
+        "pay" => {
+            let (route, sat) = args.rsplit_once(':').ok_or("pay:from>to:sat is expected")?;
+            let (from, to) = pair(route, '>')?;
+            Op::Pay { from, to, sat: num(sat)? }
+        }
+        "deliver" => {
+            let (from, to) = pair(args, '>')?;
+            Op::Deliver { from, to }
+        }
+        "deliver-all" => Op::DeliverAll,
+        "complete" => {
+            let (node, pick) = node_pick(args)?;
+            Op::Complete { node, pick }
+        }
+        "stall" => {
+            let (node, pick) = node_pick(args)?;
+            Op::Stall { node, pick }
+        }
+        "complete-all" => Op::CompleteAll { node: node(args)? },
+        "handle" => Op::Handle { node: node(args)?, refuse: false },
+        "refuse" => Op::Handle { node: node(args)?, refuse: true },
+        "peek" => Op::Peek { node: node(args)? },
+        "crash" => Op::Crash { node: node(args)? },
+        "disconnect" => {
+            let (a, b) = link(args)?;
+            Op::Disconnect { a, b }
+        }
+        "reconnect" => {
+            let (a, b) = link(args)?;
+            Op::Reconnect { a, b }
+        }
+        "tick" => Op::Tick,
+        "mine" => Op::Mine,
+        _ => return Err("unknown operation"),
+    })
+}

@@ -34,3 +34,24 @@ fn runs_are_deterministic() {
     assert_eq!(a, b);
     assert_ne!(vigil_sim::program::generate(7, 150, 3), vigil_sim::program::generate(8, 150, 3));
 }
+
+/// Every generated program reads back from its text, and bad text is a
+/// typed error naming the operation.
+#[test]
+fn programs_round_trip_through_text_and_bad_text_is_refused() {
+    use vigil_sim::program::{generate, parse, to_text};
+    for seed in 0..20 {
+        let program = generate(seed, 300, 4);
+        assert_eq!(parse(&to_text(&program), 4).expect("reads back"), program, "seed {seed}");
+    }
+    for (text, index, reason) in [
+        ("tick jump:1", 1, "unknown operation"),
+        ("crash:7", 0, "no such node"),
+        ("disconnect:0-2", 0, "links join neighbours: a-(a+1)"),
+        ("pay:0>2:x", 0, "a number is malformed"),
+        ("complete:1", 0, "a node and a pick are expected"),
+    ] {
+        let e = parse(text, 3).expect_err(text);
+        assert_eq!((e.index, e.reason), (index, reason), "{text}");
+    }
+}

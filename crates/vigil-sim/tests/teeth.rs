@@ -59,6 +59,26 @@ fn re_emitting_an_acknowledged_event_is_caught() {
     caught(Bug::ReemitAcknowledged);
 }
 
+/// A failing program is minimised to one that still fails, and the text
+/// the CLI prints replays it.
+#[test]
+fn a_failing_program_is_minimised_and_replays_from_its_text() {
+    bugs::set(Some(Bug::ReemitAcknowledged));
+    let seed = (0..50).find(|s| !vigil_sim::run_seed(*s, 300, 3).violations.is_empty()).expect("a failing seed");
+    let program = vigil_sim::program::generate(seed, 300, 3);
+    let short = vigil_sim::minimize(&program, 3, 400);
+    let text = vigil_sim::program::to_text(&short);
+    let replayed = vigil_sim::program::parse(&text, 3).expect("the printed program reads back");
+    let (_, violations) = vigil_sim::run_program(&replayed, 3);
+    bugs::set(None);
+    println!("seed {seed}: {} operations minimised to {}: {text}", program.len(), short.len());
+    assert!(short.len() * 5 < program.len(), "much shorter: {} of {}", short.len(), program.len());
+    assert_eq!(replayed, short);
+    assert!(!violations.is_empty(), "the minimised program still fails");
+    // Without the bug, the same program is fine.
+    assert!(vigil_sim::run_program(&short, 3).1.is_empty());
+}
+
 /// The exact window of `EarlyForwardAck`, driven by hand: the forwarder's
 /// user handles `PaymentForwarded`, the downstream acknowledgement becomes
 /// durable, the upstream claim does not, and the forwarder crashes.
