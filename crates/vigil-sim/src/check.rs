@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use lightning::ln::types::ChannelId;
 use lightning::types::payment::PaymentHash;
 use vigil_core::manager::{Event, PaymentId, PaymentStatus};
 
@@ -11,18 +12,41 @@ use crate::world::World;
 /// Every invariant, over a settled world.
 pub fn check(world: &World) -> Vec<String> {
     let mut v = world.violations.clone();
-    no_closes(world, &mut v);
+    only_asked_closes(world, &mut v);
     payments_resolve_once(world, &mut v);
     nothing_left(world, &mut v);
     value_conserved(world, &mut v);
+    everything_claimed_on_chain(world, &mut v);
     v
 }
 
-/// No channel closed: the programs never ask for a force-close.
-fn no_closes(world: &World, v: &mut Vec<String>) {
+/// The channels a close is allowed for: those the program force-closed,
+/// and those closed because an HTLC reached its BOLT 2 deadline (an
+/// offline or slow peer). Either end may report such a close.
+fn allowed_closes(world: &World) -> BTreeSet<ChannelId> {
+    let mut allowed = world.requested_closes.clone();
+    for node in &world.nodes {
+        for e in &node.user.delivered {
+            if let Event::ChannelClosed { channel_id, reason } = e {
+                if reason.contains("reached its deadline") {
+                    allowed.insert(*channel_id);
+                }
+            }
+        }
+    }
+    allowed
+}
+
+/// No channel closed but those allowed, and every open channel is usable.
+fn only_asked_closes(world: &World, v: &mut Vec<String>) {
+    let allowed = allowed_closes(world);
     for (i, node) in world.nodes.iter().enumerate() {
-        if let Some(e) = node.user.delivered.iter().find(|e| matches!(e, Event::ChannelClosed { .. })) {
-            v.push(format!("node {i}: a channel closed: {e:?}"));
+        for e in &node.user.delivered {
+            if let Event::ChannelClosed { channel_id, .. } = e {
+                if !allowed.contains(channel_id) {
+                    v.push(format!("node {i}: a channel closed unasked: {e:?}"));
+                }
+            }
         }
         for c in node.manager.list_channels() {
             if !c.usable {
@@ -106,9 +130,17 @@ fn nothing_left(world: &World, v: &mut Vec<String>) {
 
 /// Value is conserved: in every channel both sides agree and add up to its
 /// capacity, and every node holds what it started with, plus what it
-/// received and earned forwarding, minus what it paid.
+/// received and earned forwarding, minus what it paid. (A node with a
+/// closed channel holds part of its value on chain, less fees: for it,
+/// [`everything_claimed_on_chain`] checks that nothing was left behind.)
 fn value_conserved(world: &World, v: &mut Vec<String>) {
+    let closed = allowed_closes(world);
     for (i, node) in world.nodes.iter().enumerate() {
+        let has_closed = node
+            .user
+            .delivered
+            .iter()
+            .any(|e| matches!(e, Event::ChannelClosed { channel_id, .. } if closed.contains(channel_id)));
         for c in node.manager.list_channels() {
             let Some(j) = world.nodes.iter().position(|n| n.id() == c.counterparty_node_id) else { continue };
             let theirs =
@@ -147,11 +179,29 @@ fn value_conserved(world: &World, v: &mut Vec<String>) {
         }
         let expected = (world.initial_balance[i] + received + earned).checked_sub(paid);
         let actual = world.balance(i);
-        if expected != Some(actual) {
+        if expected != Some(actual) && !has_closed {
             v.push(format!(
                 "node {i}: holds {actual} msat; started with {}, received {received}, earned {earned}, paid {paid}",
                 world.initial_balance[i]
             ));
+        }
+    }
+}
+
+/// Every closed channel's enforcement is over, and every output of every
+/// closing transaction tree went to a node's sweep script or fee wallet
+/// (anchors of 330 sat excepted): nothing owed was left on chain.
+fn everything_claimed_on_chain(world: &World, v: &mut Vec<String>) {
+    if world.enforcing() {
+        v.push("a closed channel's on-chain enforcement did not finish".into());
+    }
+    let (unspent, _) = world.closing_trees();
+    let ours: Vec<bitcoin::ScriptBuf> = (0..world.nodes.len())
+        .flat_map(|i| [crate::onchain::sweep_script(i), crate::onchain::coin_key(i).p2wpkh()])
+        .collect();
+    for (outpoint, output) in unspent {
+        if output.value.to_sat() != 330 && !ours.contains(&output.script_pubkey) {
+            v.push(format!("output {outpoint} of a closing transaction was never claimed: {output:?}"));
         }
     }
 }

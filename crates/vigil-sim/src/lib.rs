@@ -10,6 +10,8 @@
 //! world settles and the invariants are checked.
 //!
 //! - [`world`]: the world and its moves;
+//! - [`onchain`]: force-closes, reorgs, fee changes, fee wallets, and
+//!   settling closed channels on chain;
 //! - [`program`]: operations, seeded programs, running them;
 //! - [`check`]: the invariants.
 //!
@@ -18,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod onchain;
 pub mod program;
 pub mod world;
 
@@ -49,6 +52,10 @@ pub fn run_program(program: &[program::Op], nodes: usize) -> (program::Stats, Ve
     world.trace = std::env::var_os("VIGIL_SIM_TRACE").is_some();
     let stats = program::run(&mut world, program);
     world.settle();
+    if world.enforcing() {
+        world.settle_onchain();
+        world.settle();
+    }
     (stats, check::check(&world))
 }
 

@@ -82,6 +82,23 @@ pub enum Op {
     Tick,
     /// A block is mined.
     Mine,
+    /// `node`'s user force-closes its `pick`-th open channel.
+    ForceClose {
+        /// The node.
+        node: usize,
+        /// Which of its open channels.
+        pick: usize,
+    },
+    /// The top `depth` blocks are replaced by `depth + 1` others.
+    Reorg {
+        /// How many blocks leave the chain.
+        depth: u32,
+    },
+    /// On-chain claims start at a new feerate.
+    FeeChange {
+        /// Satoshis per 1000 weight units.
+        feerate_per_kw: u32,
+    },
 }
 
 /// A deterministic generator (xorshift64*).
@@ -164,7 +181,14 @@ fn next_op(c: &mut impl Choices, nodes: usize) -> Option<Op> {
         89..=90 => Op::Disconnect { a: c.pick(n - 1)? as usize, b: 0 },
         91..=94 => Op::Reconnect { a: c.pick(n - 1)? as usize, b: 0 },
         95..=97 => Op::Tick,
-        _ => Op::Mine,
+        // Chain moves: mostly blocks; now and then a reorg, a fee change or
+        // a force-close.
+        _ => match c.pick(20)? {
+            0 => Op::ForceClose { node, pick: c.pick(8)? as usize },
+            1..=2 => Op::Reorg { depth: 1 + c.pick(2)? as u32 },
+            3 => Op::FeeChange { feerate_per_kw: 253 + c.pick(5_000)? as u32 },
+            _ => Op::Mine,
+        },
     };
     // Links join neighbours.
     Some(match op {
@@ -243,6 +267,9 @@ pub fn run(world: &mut World, program: &[Op]) -> Stats {
             Op::Reconnect { a, b } => world.connect(a, b),
             Op::Tick => world.tick(),
             Op::Mine => world.mine(1),
+            Op::ForceClose { node, pick } => world.force_close(node, pick),
+            Op::Reorg { depth } => world.reorg(depth),
+            Op::FeeChange { feerate_per_kw } => world.set_fee(feerate_per_kw),
         }
         world.collect();
     }
@@ -266,6 +293,9 @@ impl std::fmt::Display for Op {
             Op::Reconnect { a, b } => write!(f, "reconnect:{a}-{b}"),
             Op::Tick => write!(f, "tick"),
             Op::Mine => write!(f, "mine"),
+            Op::ForceClose { node, pick } => write!(f, "force-close:{node}:{pick}"),
+            Op::Reorg { depth } => write!(f, "reorg:{depth}"),
+            Op::FeeChange { feerate_per_kw } => write!(f, "fee:{feerate_per_kw}"),
         }
     }
 }
@@ -371,6 +401,12 @@ fn parse_op(token: &str, nodes: usize) -> Result<Op, &'static str> {
         }
         "tick" => Op::Tick,
         "mine" => Op::Mine,
+        "force-close" => {
+            let (node, pick) = node_pick(args)?;
+            Op::ForceClose { node, pick }
+        }
+        "reorg" => Op::Reorg { depth: num(args)? as u32 },
+        "fee" => Op::FeeChange { feerate_per_kw: num(args)? as u32 },
         _ => return Err("unknown operation"),
     })
 }

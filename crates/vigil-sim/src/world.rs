@@ -10,15 +10,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{Amount, TxOut};
+use bitcoin::{Amount, OutPoint, TxOut};
 use lightning::ln::types::ChannelId;
 use lightning::sign::KeysManager;
-use vigil_chain::testkit::{coinbase_coin, spend_p2wpkh, TestKey};
+use vigil_chain::testkit::{coinbase_coin, spend_p2wpkh, Coin, TestKey};
 use vigil_chain::{ChainSource, ManualClock, RegtestChain};
 use vigil_core::chain_monitor::{ChainMonitor, PersistRequest, StoreOp, MONITORS_NAMESPACE};
 use vigil_core::channel::ChannelMessage;
 use vigil_core::manager::records::PAYMENTS_NAMESPACE;
 use vigil_core::manager::{ChannelManager, Event, ManagerConfig, PaymentRecord, RecordWrite};
+
+use crate::onchain::{coin_key, sweep_script};
 
 /// What a simulated user saw and did.
 #[derive(Debug, Default, Clone)]
@@ -56,6 +58,12 @@ pub struct SimNode {
     pub stalled: Option<ChannelId>,
     /// How many times it crashed.
     pub restarts: u32,
+    /// The last block it processed.
+    pub seen_height: u32,
+    /// The last block whose effects are all durable: a restart follows
+    /// the chain again from there (as `vigil-node` does from
+    /// `node/best_block`).
+    pub durable_height: u32,
     /// Its user.
     pub user: UserLog,
 }
@@ -135,6 +143,9 @@ impl SimNode {
                 .expect("a channel's writes complete in order here");
         }
         self.completed += 1;
+        if self.in_flight.is_empty() {
+            self.durable_height = self.seen_height;
+        }
         for (_, tokens) in &mut self.user.acking {
             tokens.remove(&token);
         }
@@ -197,6 +208,14 @@ pub struct World {
     pub violations: Vec<String>,
     /// Print every delivery, handling and crash (`VIGIL_SIM_TRACE=1`).
     pub trace: bool,
+    /// Channels the program force-closed.
+    pub requested_closes: BTreeSet<ChannelId>,
+    /// The height when the setup was done (reorgs stay above it).
+    pub setup_height: u32,
+    /// Each node's fee wallet (coins of its key), for anchor claims.
+    pub fee_coins: Vec<Vec<Coin>>,
+    /// Every channel's funding output and value.
+    pub fundings: Vec<(OutPoint, u64)>,
 }
 
 impl World {
@@ -208,16 +227,20 @@ impl World {
         let chain = RegtestChain::in_memory(clock);
         let miner = TestKey::new(99);
         let mut coins = Vec::new();
+        let mut fee_heights = Vec::new();
         for i in 0..n {
-            chain.mine(2, &TestKey::new(60 + i as u8).address()).expect("mine");
-            coins.push(chain.height() - 1);
+            // Two coinbases fund the node's channels, two its fee wallet.
+            chain.mine(4, &coin_key(i).address()).expect("mine");
+            coins.push(chain.height() - 3);
+            fee_heights.push(vec![chain.height() - 1, chain.height()]);
         }
         chain.mine(101, &miner.address()).expect("mine");
         let height = chain.height();
         let nodes = (0..n)
             .map(|i| {
                 let seed = 10 + i as u8;
-                let config = ManagerConfig::default();
+                let config =
+                    ManagerConfig { sweep_script: Some(sweep_script(i)), ..ManagerConfig::default() };
                 SimNode {
                     manager: ChannelManager::new(
                         config.clone(),
@@ -234,6 +257,8 @@ impl World {
                     completed: 0,
                     stalled: None,
                     restarts: 0,
+                    seen_height: height,
+                    durable_height: height,
                     user: UserLog::default(),
                 }
             })
@@ -247,7 +272,12 @@ impl World {
             initial_balance: Vec::new(),
             violations: Vec::new(),
             trace: false,
+            requested_closes: BTreeSet::new(),
+            setup_height: 0,
+            fee_coins: Vec::new(),
+            fundings: Vec::new(),
         };
+        world.fee_coins = fee_heights.iter().map(|h| World::initial_fee_coins(&world.chain, h)).collect();
         for (i, coin) in coins.iter().enumerate().take(n.saturating_sub(1)) {
             world.connect(i, i + 1);
             for (k, anchors) in [false, true].into_iter().enumerate() {
@@ -256,6 +286,7 @@ impl World {
         }
         world.settle();
         world.initial_balance = (0..n).map(|i| world.balance(i)).collect();
+        world.setup_height = world.chain.height();
         world
     }
 
@@ -403,7 +434,14 @@ impl World {
             let block = self.chain.block(&hash).expect("chain").expect("just mined");
             for node in &mut self.nodes {
                 node.manager.block_connected(height, &block.txdata);
+                node.seen_height = height;
+                node.take_requests();
+                if node.in_flight.is_empty() {
+                    node.durable_height = height;
+                }
             }
+            self.collect();
+            self.fund_fee_needs();
         }
     }
 
@@ -456,14 +494,27 @@ impl World {
             .collect();
         let (cm, _torn) = ChainMonitor::load(node.config.chain_monitor.clone(), monitors)
             .expect("the durable image always loads (writes are atomic)");
+        let from = node.durable_height.min(height);
         node.manager = ChannelManager::from_monitors(
             node.config.clone(),
             SimNode::keys(node.seed, node.restarts),
             cm,
             records,
-            height,
+            from,
             now,
         );
+        // The blocks whose effects were not all durable are followed again.
+        for h in from + 1..=height {
+            let hash = self.chain.block_hash(h).expect("chain").expect("active");
+            let block = self.chain.block(&hash).expect("chain").expect("known");
+            self.nodes[i].manager.block_connected(h, &block.txdata);
+        }
+        let node = &mut self.nodes[i];
+        node.seen_height = height;
+        node.take_requests();
+        if node.in_flight.is_empty() {
+            node.durable_height = height;
+        }
     }
 
     /// Node `i`'s balance over its open channels.
@@ -484,20 +535,36 @@ impl World {
             if round % 2 == 1 {
                 self.tick();
             }
-            let mut moved = self.collect();
-            for i in 0..self.nodes.len() {
-                moved |= self.nodes[i].complete_all();
-            }
-            moved |= self.deliver_all();
-            for i in 0..self.nodes.len() {
-                moved |= self.user(i, true, false);
-            }
-            moved |= self.collect();
+            let moved = self.settle_round();
             quiet = if moved { 0 } else { quiet + 1 };
-            if quiet >= 12 && !self.htlcs_pending() {
+            // HTLCs waiting for a closed channel's outcome wait for blocks.
+            if quiet >= 12 && (!self.htlcs_pending() || self.enforcing()) {
                 return;
             }
         }
+    }
+
+    /// `n` rounds of everything but blocks, with a tick every other one.
+    pub fn settle_rounds(&mut self, n: usize) {
+        for round in 0..n {
+            if round % 2 == 1 {
+                self.tick();
+            }
+            self.settle_round();
+        }
+    }
+
+    /// Writes complete, messages are delivered, users handle their events.
+    fn settle_round(&mut self) -> bool {
+        let mut moved = self.collect();
+        for i in 0..self.nodes.len() {
+            moved |= self.nodes[i].complete_all();
+        }
+        moved |= self.deliver_all();
+        for i in 0..self.nodes.len() {
+            moved |= self.user(i, true, false);
+        }
+        moved | self.collect()
     }
 
     fn all_pairs(&self) -> Vec<(usize, usize)> {
@@ -532,7 +599,7 @@ impl World {
                     _ => None,
                 })
                 .expect("funding requested");
-        let key = TestKey::new(60 + a as u8);
+        let key = coin_key(a);
         let coin = coinbase_coin(&self.chain, coin);
         let change = coin.txout.value - Amount::from_sat(value) - Amount::from_sat(1_000);
         let tx = spend_p2wpkh(
@@ -543,6 +610,7 @@ impl World {
                 TxOut { value: change, script_pubkey: key.p2wpkh() },
             ],
         );
+        self.fundings.push((OutPoint { txid: tx.compute_txid(), vout: 0 }, value));
         let id = self.nodes[a].manager.funding_transaction_generated(temp, tx).expect("funding");
         self.settle_setup();
         self.mine(6);

@@ -55,3 +55,26 @@ fn programs_round_trip_through_text_and_bad_text_is_refused() {
         assert_eq!((e.index, e.reason), (index, reason), "{text}");
     }
 }
+
+/// Programs the simulator minimised from violations it found, kept as
+/// regressions (each broke an invariant before its fix).
+#[test]
+fn programs_that_once_broke_an_invariant_keep_them_all() {
+    for text in [
+        // A peer's commitment confirmed while our channel still ran: the
+        // channel kept running, unusable (fixed: the manager fails it).
+        "crash:2 force-close:1:7",
+        "force-close:0:5 deliver-all crash:0",
+        // An HTLC the monitor learnt of after the funding spend was never
+        // decided (fixed: every update reconciles with the chain).
+        "pay:1>2:32753 force-close:2:7 mine complete:1:3",
+        // A crash lost the effects of a block: the restarted node must
+        // follow the chain again from its last durable block.
+        "force-close:0:0 mine crash:0",
+        "mine force-close:2:3 reorg:1 crash:1",
+    ] {
+        let program = vigil_sim::program::parse(text, 3).expect("a valid program");
+        let (_, violations) = vigil_sim::run_program(&program, 3);
+        assert!(violations.is_empty(), "{text}: {violations:?}");
+    }
+}

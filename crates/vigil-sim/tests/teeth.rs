@@ -64,7 +64,8 @@ fn re_emitting_an_acknowledged_event_is_caught() {
 #[test]
 fn a_failing_program_is_minimised_and_replays_from_its_text() {
     bugs::set(Some(Bug::ReemitAcknowledged));
-    let seed = (0..50).find(|s| !vigil_sim::run_seed(*s, 300, 3).violations.is_empty()).expect("a failing seed");
+    let seed =
+        (0..50).find(|s| !vigil_sim::run_seed(*s, 300, 3).violations.is_empty()).expect("a failing seed");
     let program = vigil_sim::program::generate(seed, 300, 3);
     let short = vigil_sim::minimize(&program, 3, 400);
     let text = vigil_sim::program::to_text(&short);

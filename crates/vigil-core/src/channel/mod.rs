@@ -483,6 +483,12 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         self.fail_channel(CloseReason::ForceClosed, true);
     }
 
+    /// Fails the channel for `why` (sent to the peer in an `error`): its
+    /// latest commitment goes on chain.
+    pub fn fail_because(&mut self, why: String) {
+        self.fail_channel(CloseReason::LocalError(why), true);
+    }
+
     /// Dispatches a peer message to its handler.
     ///
     /// # Errors

@@ -86,6 +86,14 @@ impl ChannelManager {
                 // Deferred: only the start-up replay surfaces these.
             }
             MonitorEvent::ChannelClosed { closed_by } => {
+                // Closed on chain (the funding was spent) while the channel
+                // still runs: it stops now, telling the peer.
+                if let Some(c) = self.channels.get_mut(&channel_id) {
+                    if !matches!(c.phase(), crate::channel::Phase::Closed(_)) {
+                        c.fail_because("the funding output was spent on chain".into());
+                        self.drain_channel(channel_id);
+                    }
+                }
                 self.channels.retain(|id, c| {
                     !(*id == channel_id && matches!(c.phase(), crate::channel::Phase::Closed(_)))
                 });

@@ -160,26 +160,28 @@ impl ChannelManager {
     /// then goes on chain and the monitor claims the HTLC there.
     pub(super) fn force_close_at_deadlines(&mut self) {
         let height = self.best_height;
-        let expired: Vec<ChannelId> = self
+        let expired: Vec<(ChannelId, u64, u32)> = self
             .channels
             .iter()
-            .filter(|(_, channel)| {
-                channel.snapshot().ledger.htlcs.iter().any(|h| {
+            .filter_map(|(id, channel)| {
+                channel.snapshot().ledger.htlcs.iter().find_map(|h| {
                     let committed = h.heights.local.is_some() || h.heights.remote.is_some();
                     let fulfilled =
                         matches!(h.removal.as_ref().map(|r| &r.outcome), Some(Outcome::Fulfill(_)));
-                    if h.outbound {
+                    let due = if h.outbound {
                         committed && !fulfilled && height >= h.cltv_expiry() + OFFERED_HTLC_GRACE_BLOCKS
                     } else {
                         fulfilled && height + FULFILLED_HTLC_DEADLINE_BLOCKS >= h.cltv_expiry()
-                    }
+                    };
+                    due.then_some((*id, h.id, h.cltv_expiry()))
                 })
             })
-            .map(|(id, _)| *id)
             .collect();
-        for channel_id in expired {
+        for (channel_id, htlc_id, expiry) in expired {
             if let Some(channel) = self.channels.get_mut(&channel_id) {
-                channel.force_close();
+                channel.fail_because(format!(
+                    "HTLC {htlc_id} (expiry {expiry}) reached its deadline at height {height}: enforcing it on chain"
+                ));
             }
         }
     }

@@ -162,21 +162,49 @@ impl ChannelMonitor {
         let txid = tx.compute_txid();
         self.funding_spend = Some(FundingSpend { txid, height, tx: Some(tx.clone()) });
         self.mark_closed(ClosedBy::FundingSpent { txid });
-        // HTLCs we offered that have no output in the confirmed transaction
-        // (trimmed, not yet committed, or a commitment we do not know) are
-        // resolved by its confirmation.
-        let with_output: Vec<u64> = self
-            .commitment_htlcs(txid)
-            .unwrap_or_default()
-            .iter()
-            .filter(|h| h.outbound && h.output_index.is_some())
-            .map(|h| h.id)
+        self.reconcile_onchain();
+    }
+
+    /// Decides, for every HTLC we offered that is pending while a funding
+    /// spend is known, what the chain says of it: no output in the
+    /// confirmed transaction (trimmed, not yet committed, or a commitment
+    /// we do not know) fails it after [`ANTI_REORG_DELAY`] confirmations of
+    /// that transaction; an output already spent claims it (preimage
+    /// revealed) or fails it after the spend's confirmations. Called when
+    /// the spend is seen and after every update, since an update can still
+    /// bring an HTLC the monitor did not track when the spend confirmed.
+    pub(super) fn reconcile_onchain(&mut self) {
+        let Some(spend) = self.funding_spend.clone() else { return };
+        let htlcs = self.commitment_htlcs(spend.txid).unwrap_or_default();
+        let undecided: Vec<u64> = self
+            .outbound
+            .keys()
+            .copied()
+            .filter(|id| !self.onchain.iter().any(|r| r.htlc_id == *id))
             .collect();
-        let without: Vec<u64> =
-            self.outbound.keys().copied().filter(|id| !with_output.contains(id)).collect();
-        for htlc_id in without {
-            self.push_onchain(htlc_id, height);
+        for id in undecided {
+            let vout = htlcs.iter().find(|h| h.outbound && h.id == id).and_then(|h| h.output_index);
+            let Some(vout) = vout else {
+                self.push_onchain(id, spend.height);
+                continue;
+            };
+            let output = OutPoint { txid: spend.txid, vout };
+            let spender =
+                self.spends.iter().find(|s| s.tx.input.iter().any(|i| i.previous_output == output)).cloned();
+            let Some(spender) = spender else { continue };
+            match self.revealed_preimages(&spender.tx).into_iter().find(|(h, _)| *h == id) {
+                Some((_, preimage)) => {
+                    self.preimages
+                        .insert(PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array()), preimage);
+                    let h = self.outbound.get(&id).cloned().expect("listed above");
+                    if let Some(source) = h.source {
+                        self.resolve_claimed(id, h.amount_msat, preimage, source, true);
+                    }
+                }
+                None => self.push_onchain(id, spender.height),
+            }
         }
+        self.finalize_onchain();
     }
 
     /// Starts the anti-reorg wait of an HTLC's on-chain failure, once.

@@ -337,6 +337,9 @@ impl ChannelMonitor {
         self.claimed.retain(|id| inbound.contains(id));
         self.snapshot = update.snapshot.clone();
         self.latest_update_id = update.update_id;
+        // An update after the funding spend (one the channel made before
+        // it learnt of the close) may bring HTLCs the chain already decided.
+        self.reconcile_onchain();
         Ok(true)
     }
 

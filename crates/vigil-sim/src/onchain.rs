@@ -1,0 +1,195 @@
+//! The world's chain moves: force-closes, reorgs, fee changes, and the
+//! settling of closed channels on chain.
+//!
+//! Each node sweeps its claims to its own script (`sweep_script`) and has a
+//! small fee wallet (coinbase coins of its key) that funds its anchor
+//! channels' fee needs, as the node's BDK wallet does in `vigil-node`.
+
+use std::collections::BTreeMap;
+
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
+use lightning::ln::types::ChannelId;
+use vigil_chain::testkit::{coin_of, sign_p2wpkh, Coin, TestKey};
+use vigil_chain::ChainSource;
+
+use crate::world::World;
+
+/// The largest witness of a P2WPKH input: item count, a 73-byte signature
+/// and a 33-byte key, with their lengths.
+const P2WPKH_WITNESS_WEIGHT: u64 = 1 + 1 + 73 + 1 + 33;
+
+/// Blocks at most that settling on chain mines.
+const MAX_SETTLE_BLOCKS: u32 = 700;
+
+/// The key of node `i`'s coins (channel funding and fees).
+pub fn coin_key(i: usize) -> TestKey {
+    TestKey::new(60 + i as u8)
+}
+
+/// The script node `i` sweeps its claims to.
+pub fn sweep_script(i: usize) -> ScriptBuf {
+    TestKey::new(80 + i as u8).p2wpkh()
+}
+
+impl World {
+    /// `node`'s user force-closes its `pick`-th open channel.
+    pub fn force_close(&mut self, node: usize, pick: usize) {
+        let mut open: Vec<ChannelId> =
+            self.nodes[node].manager.list_channels().iter().map(|c| c.channel_id).collect();
+        open.sort();
+        if open.is_empty() {
+            return;
+        }
+        let id = open[pick % open.len()];
+        if self.nodes[node].manager.force_close_channel(id).is_ok() {
+            self.requested_closes.insert(id);
+        }
+    }
+
+    /// The top `depth` blocks leave the chain (never below the setup), and
+    /// `depth + 1` new ones replace them, with what was in the old ones.
+    pub fn reorg(&mut self, depth: u32) {
+        let tip = self.chain.height();
+        if depth == 0 || tip < self.setup_height + depth {
+            return;
+        }
+        let first = tip - depth + 1;
+        let hash = self.chain.block_hash(first).expect("chain").expect("on the active chain");
+        self.chain.invalidate_block(&hash).expect("a block above the setup");
+        for h in (first..=tip).rev() {
+            for node in &mut self.nodes {
+                node.manager.block_disconnected(h);
+                node.seen_height = h - 1;
+                node.durable_height = node.durable_height.min(h - 1);
+            }
+        }
+        self.mine(depth + 1);
+    }
+
+    /// Every node's claims start at `feerate_per_kw` from now on.
+    pub fn set_fee(&mut self, feerate_per_kw: u32) {
+        for node in &mut self.nodes {
+            node.manager.set_claim_feerate(feerate_per_kw);
+        }
+    }
+
+    /// Funds, signs and broadcasts the fee needs of every node (anchor
+    /// channels' claims), each with one coin of its fee wallet.
+    pub(crate) fn fund_fee_needs(&mut self) {
+        let mempool = self.chain.mempool().expect("the embedded chain's mempool");
+        for i in 0..self.nodes.len() {
+            let needs = self.nodes[i].manager.fee_needs().to_vec();
+            for (channel_id, need) in needs {
+                let pending =
+                    mempool.iter().any(|tx| tx.input.iter().any(|inp| inp.previous_output == need.outpoint));
+                if pending {
+                    continue;
+                }
+                let Some(coin) = self.fee_coins[i].pop() else { continue };
+                let mut tx = Transaction {
+                    version: bitcoin::transaction::Version::TWO,
+                    lock_time: need.lock_time,
+                    input: vec![
+                        TxIn { previous_output: need.outpoint, sequence: need.sequence, ..TxIn::default() },
+                        TxIn {
+                            previous_output: coin.outpoint,
+                            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                            ..TxIn::default()
+                        },
+                    ],
+                    output: need.outputs.clone(),
+                };
+                tx.output.push(TxOut { value: coin.txout.value, script_pubkey: coin_key(i).p2wpkh() });
+                let weight = tx.weight().to_wu() + 2 + need.satisfaction_weight + P2WPKH_WITNESS_WEIGHT;
+                let fee = Amount::from_sat(need.required_fee(weight));
+                let paid_out: Amount = need.outputs.iter().map(|o| o.value).sum();
+                let change = tx.output.last_mut().expect("the change output");
+                change.value = coin.txout.value + need.txout.value - fee - paid_out;
+                sign_p2wpkh(&mut tx, 1, &coin_key(i), coin.txout.value);
+                let signed = self.nodes[i].manager.sign_fee_input(&channel_id, &need, &mut tx, 0);
+                if signed.is_ok() && self.chain.submit_transaction(&tx).is_ok() {
+                    let change = coin_of(&tx, tx.output.len() as u32 - 1);
+                    self.fee_coins[i].push(change);
+                } else {
+                    self.fee_coins[i].push(coin);
+                }
+            }
+        }
+    }
+
+    /// Whether some closed channel's enforcement is not over.
+    pub fn enforcing(&self) -> bool {
+        self.nodes.iter().any(|n| {
+            n.manager
+                .chain_monitor()
+                .monitors()
+                .any(|m| (m.is_closed() || m.should_broadcast_holder_commitment()) && !m.onchain_settled())
+        })
+    }
+
+    /// Mines, block by block (everything else moving in between), until
+    /// every closed channel's enforcement is over, or [`MAX_SETTLE_BLOCKS`].
+    pub fn settle_onchain(&mut self) {
+        for _ in 0..MAX_SETTLE_BLOCKS {
+            if !self.enforcing() {
+                return;
+            }
+            self.mine(1);
+            self.settle_rounds(4);
+        }
+    }
+
+    /// The coins of every closed channel's closing tree: outputs nobody
+    /// spent (by script) and fee-wallet coins spent into it, for the
+    /// checks.
+    pub fn closing_trees(&self) -> (BTreeMap<OutPoint, TxOut>, u64) {
+        let mut coins: BTreeMap<OutPoint, TxOut> = BTreeMap::new();
+        for (outpoint, value) in &self.fundings {
+            coins.insert(
+                *outpoint,
+                TxOut { value: Amount::from_sat(*value), script_pubkey: ScriptBuf::new() },
+            );
+        }
+        let mut unspent = BTreeMap::new();
+        let mut wallet_in = 0;
+        for h in self.setup_height..=self.chain.height() {
+            let hash = self.chain.block_hash(h).expect("chain").expect("active");
+            let block = self.chain.block(&hash).expect("chain").expect("known");
+            for tx in &block.txdata {
+                if !tx.input.iter().any(|i| coins.contains_key(&i.previous_output)) {
+                    continue;
+                }
+                for input in &tx.input {
+                    if !coins.contains_key(&input.previous_output) {
+                        wallet_in += self.fee_coin_value(&input.previous_output);
+                    }
+                    unspent.remove(&input.previous_output);
+                }
+                let txid = tx.compute_txid();
+                for (vout, o) in tx.output.iter().enumerate() {
+                    coins.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
+                    unspent.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
+                }
+            }
+        }
+        // The funding outputs themselves, unspent, are open channels.
+        for (outpoint, _) in &self.fundings {
+            unspent.remove(outpoint);
+        }
+        (unspent, wallet_in)
+    }
+
+    fn fee_coin_value(&self, outpoint: &OutPoint) -> u64 {
+        self.chain
+            .transaction(&outpoint.txid)
+            .ok()
+            .flatten()
+            .and_then(|info| info.tx.output.get(outpoint.vout as usize).map(|o| o.value.to_sat()))
+            .unwrap_or(0)
+    }
+
+    /// The fee wallets' coins, for the checks: node `i`'s own coins.
+    pub(crate) fn initial_fee_coins(chain: &dyn ChainSource, heights: &[u32]) -> Vec<Coin> {
+        heights.iter().map(|h| vigil_chain::testkit::coinbase_coin(chain, *h)).collect()
+    }
+}
