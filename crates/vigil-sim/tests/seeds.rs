@@ -72,6 +72,19 @@ fn programs_that_once_broke_an_invariant_keep_them_all() {
         // follow the chain again from its last durable block.
         "force-close:0:0 mine crash:0",
         "mine force-close:2:3 reorg:1 crash:1",
+        // A commitment broadcast before the close was durable: the
+        // restarted monitor did not know it and left its to_local
+        // unclaimed (fixed: our commitment waits for durability).
+        "pay:1>2:32753 complete-all:1 deliver-all force-close:2:7 crash:2 mine",
+        // A downstream failure for an upstream channel that had closed was
+        // never acknowledged (fixed: nothing is owed upstream; it is).
+        "pay:0>2:22842 pay:0>2:568529 complete-all:0 deliver-all complete:1:7 complete:1:1 deliver-all \
+         complete-all:0 deliver:0>1 force-close:0:0",
+        // A payment's retry already queued was sent again by the restart's
+        // top-up: the payee was paid 147% (fixed: queued retries count).
+        "pay:0>1:26146 complete:0:5 complete:0:2 deliver-all pay:1>0:572777 complete-all:1 crash:1 \
+         reconnect:0-1 deliver-all pay:1>0:306198 complete-all:1 tick complete:0:6 deliver-all \
+         complete:1:0 crash:1 tick tick",
     ] {
         let program = vigil_sim::program::parse(text, 3).expect("a valid program");
         let (_, violations) = vigil_sim::run_program(&program, 3);

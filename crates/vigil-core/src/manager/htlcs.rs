@@ -519,7 +519,14 @@ impl ChannelManager {
     ) {
         let HtlcSource::Forwarded { incoming_channel_id, incoming_htlc_id, .. } = source else { return };
         let event = (out_channel, id);
-        let Some(channel) = self.channels.get(&incoming_channel_id) else { return };
+        // The upstream channel closed: its HTLC is the upstream peer's to
+        // time out on chain, and nothing of ours depends on it any more.
+        let live = self.channels.get(&incoming_channel_id).filter(|c| c.phase() == &Phase::Funded);
+        let Some(channel) = live else {
+            self.chain_monitor.ack(&out_channel, &[id]);
+            self.dirty = true;
+            return;
+        };
         let Some(entry) = channel.snapshot().ledger.htlc(false, incoming_htlc_id) else {
             self.chain_monitor.ack(&out_channel, &[id]);
             self.dirty = true;

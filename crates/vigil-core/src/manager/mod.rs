@@ -857,6 +857,16 @@ impl ChannelManager {
             }
         }
         self.process();
+        // A force-close's commitment goes out as soon as the close is
+        // durable.
+        let closing = self.chain_monitor.monitor(&channel_id).is_some_and(|m| {
+            m.should_broadcast_holder_commitment()
+                && !m.onchain_settled()
+                && self.chain_monitor.durable_update_id(&channel_id) >= Some(m.latest_update_id())
+        });
+        if closing {
+            self.broadcast_claims();
+        }
         Ok(())
     }
 

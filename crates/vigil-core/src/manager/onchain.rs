@@ -19,7 +19,7 @@ use lightning::sign::SignerProvider;
 use super::ChannelManager;
 use crate::channel::ledger::Outcome;
 use crate::monitor::ChannelMonitor;
-use crate::onchain::{ClaimContext, FeeNeed, FeeSignError, Waiting};
+use crate::onchain::{ClaimContext, ClaimKind, FeeNeed, FeeSignError, Waiting};
 
 /// Blocks after an offered HTLC's expiry before the channel is failed to
 /// time it out on chain (BOLT 2's `G`).
@@ -61,7 +61,17 @@ impl ChannelManager {
                 feerate_per_kw: self.config.claim_feerate_per_kw,
                 sweep_script: &sweep_script,
             };
-            let plan = monitor.claims(&signer, &ctx);
+            let mut plan = monitor.claims(&signer, &ctx);
+            // Our commitment goes out only once the monitor holds durably
+            // everything it knows: a commitment from an update a crash can
+            // still lose would be one the restarted monitor cannot claim
+            // from (and the channel could even revoke it).
+            let durable = self.chain_monitor.durable_update_id(&monitor.channel_id())
+                >= Some(monitor.latest_update_id());
+            if !durable {
+                plan.claims.retain(|c| c.kind != ClaimKind::HolderCommitment);
+                plan.fee_needs.retain(|n| n.claim != ClaimKind::HolderCommitment);
+            }
             claims.extend(plan.claims.into_iter().map(|c| c.tx));
             needs.extend(plan.fee_needs.into_iter().map(|n| (monitor.channel_id(), n)));
             pending.extend(

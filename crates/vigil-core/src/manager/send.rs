@@ -543,7 +543,17 @@ impl ChannelManager {
     fn remaining_msat(&self, payment_id: PaymentId, amount_msat: u64) -> u64 {
         let in_flight: u64 = self.in_flight(payment_id).values().map(|(delivered, _)| delivered).sum();
         let claimed: u64 = self.send.run.get(&payment_id).map_or(0, |r| r.claimed_delivered);
-        amount_msat.saturating_sub(in_flight + claimed)
+        // Retries already decided (a route waiting to be sent, or one
+        // waiting for a peer) are not missing either.
+        let queued: u64 = self
+            .send
+            .ready
+            .iter()
+            .filter(|(p, _)| *p == payment_id)
+            .map(|(_, route)| route.paths.iter().map(|path| path.final_value_msat()).sum::<u64>())
+            .sum::<u64>()
+            + self.send.stalled.get(&payment_id).map_or(0, |(amount, _)| *amount);
+        amount_msat.saturating_sub(in_flight + claimed + queued)
     }
 
     /// Acknowledges a path event of a payment whose outcome the user saw.
@@ -700,7 +710,12 @@ impl ChannelManager {
             Ok(route) => self.send.ready.push((payment_id, route)),
             // Tried again at each tick while peers reconnect.
             Err(_) => {
-                self.send.stalled.entry(payment_id).or_insert((amount_msat, self.ticks));
+                // Several failed paths waiting together: their amounts add.
+                self.send
+                    .stalled
+                    .entry(payment_id)
+                    .and_modify(|(waiting, _)| *waiting += amount_msat)
+                    .or_insert((amount_msat, self.ticks));
             }
         }
         true
