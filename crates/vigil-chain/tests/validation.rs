@@ -135,8 +135,9 @@ fn double_spend_against_the_mempool_without_a_higher_feerate_is_refused() {
     assert!(
         matches!(
             &refused,
-            TxError::DoubleSpend { input: 0, outpoint, conflict, refusal: ReplacementRefusal::FeerateNotHigher { .. } }
+            TxError::DoubleSpend { input: 0, outpoint, conflict, refusal }
                 if *outpoint == coin.outpoint && *conflict == first_txid
+                    && matches!(**refusal, ReplacementRefusal::FeerateNotHigher { .. })
         ),
         "{refused:?}"
     );
@@ -166,7 +167,7 @@ fn a_conflict_paying_more_replaces_the_transaction_and_its_descendants() {
     assert!(
         matches!(
             &refused,
-            TxError::DoubleSpend { refusal: ReplacementRefusal::FeeTooLow { evicted: 2, .. }, .. }
+            TxError::DoubleSpend { refusal, .. } if matches!(**refusal, ReplacementRefusal::FeeTooLow { evicted: 2, .. })
         ),
         "{refused:?}"
     );
@@ -180,6 +181,31 @@ fn a_conflict_paying_more_replaces_the_transaction_and_its_descendants() {
     f.chain.mine(1, &f.key.address()).expect("mine");
     assert!(f.chain.transaction(&rich_txid).expect("lookup").is_some());
     assert!(f.chain.transaction(&parent_txid).expect("lookup").is_none());
+}
+
+/// BIP125 rule 2: a replacement may not bring in an unconfirmed output the
+/// transactions it replaces did not spend.
+#[test]
+fn a_replacement_adding_an_unconfirmed_input_is_refused() {
+    let f = fixture();
+    let (a, b) = (coinbase_coin(&f.chain, 1), coinbase_coin(&f.chain, 2));
+    let first = spend_p2wpkh(&f.key, &[a.clone()], vec![pay(&f.key, Amount::from_int_btc(49))]);
+    f.chain.submit_transaction(&first).expect("valid");
+    let other = spend_p2wpkh(&f.key, &[b], vec![pay(&f.key, Amount::from_int_btc(49))]);
+    f.chain.submit_transaction(&other).expect("valid");
+    let unconfirmed = coin_of(&other, 0);
+    let replacement =
+        spend_p2wpkh(&f.key, &[a, unconfirmed.clone()], vec![pay(&f.key, Amount::from_int_btc(90))]);
+    let refused = match f.chain.submit_transaction(&replacement) {
+        Err(SubmitError::Invalid(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(
+        matches!(&refused, TxError::DoubleSpend { refusal, .. } if **refusal == ReplacementRefusal::AddsUnconfirmedInput(unconfirmed.outpoint)),
+        "{refused:?}"
+    );
+    assert_eq!(refused.reject_reason(), "replacement-adds-unconfirmed");
+    assert_refused(&f, &replacement, refused);
 }
 
 #[test]

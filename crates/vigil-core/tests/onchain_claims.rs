@@ -533,7 +533,9 @@ fn a_reorg_undoing_the_close_makes_the_claims_again() {
         b.monitor.block_disconnected(h);
     }
     assert_eq!(plan_of(&a, &pair), vec![ClaimKind::HolderCommitment], "A claims its commitment again");
-    assert!(plan_of(&b, &pair).is_empty(), "B has nothing to claim until the commitment confirms again");
+    // B saw the channel close on chain; with the close gone it goes out
+    // with its own commitment too (whichever confirms settles it).
+    assert_eq!(plan_of(&b, &pair), vec![ClaimKind::HolderCommitment], "B closes with its own commitment");
 
     run_to_settlement(&pair, &mut a, &mut b);
     let tree = closing_tree(&pair, closed_from, &[&a, &b]);
@@ -574,8 +576,7 @@ fn unconfirmed_claims_are_bumped_but_never_above_their_value() {
     assert_eq!(to_remote_now.len(), 1);
     assert!(to_remote_later[0].1 > to_remote_now[0].1, "a claim left unconfirmed is bumped");
     // B's 3,000 sat HTLC claim (it knows the preimage) is bumped too, and
-    // far past its deadline it is worth less than its fee: it waits as
-    // dust instead of paying more than it takes.
+    // faster: the counterparty could take it.
     let success_now = fee_of(&b, now, ClaimKind::CounterpartyHtlcSuccess);
     let success_later = fee_of(&b, now + 1, ClaimKind::CounterpartyHtlcSuccess);
     assert!(success_later[0].1 > success_now[0].1, "{success_now:?} then {success_later:?}");
@@ -583,23 +584,18 @@ fn unconfirmed_claims_are_bumped_but_never_above_their_value() {
         success_later[0].1 - success_now[0].1 > to_remote_later[0].1 - to_remote_now[0].1,
         "a contested claim rises faster"
     );
+    // Long after, nothing is abandoned: the uncontested claim stops at
+    // twice its first feerate, and the HTLC claim, whose fee would now eat
+    // it, pays what leaves the dust limit.
     let late = now + 400;
-    let ctx = ClaimContext { height: late, feerate_per_kw: 1000, sweep_script: &b.sweep };
-    let plan = b.monitor.claims(&b.signer, &ctx);
-    for claim in &plan.claims {
-        let out: u64 = claim.tx.output.iter().map(|o| o.value.to_sat()).sum();
-        assert!(
-            out >= vigil_core::onchain::CLAIM_DUST_LIMIT_SAT,
-            "{:?} leaves at least the dust limit",
-            claim.kind
-        );
-    }
-    assert!(
-        plan.waiting
-            .iter()
-            .any(|w| w.value_sat == 3_000 && w.reason == vigil_core::onchain::WaitReason::Dust),
-        "the small HTLC waits as dust: {:?}",
-        plan.waiting
+    let to_remote_late = fee_of(&b, late, ClaimKind::ToRemote);
+    assert!(to_remote_late[0].1 <= 2 * to_remote_now[0].1 + 2, "{to_remote_now:?} then {to_remote_late:?}");
+    let success_late = fee_of(&b, late, ClaimKind::CounterpartyHtlcSuccess);
+    assert_eq!(success_late.len(), 1, "still claimed");
+    assert_eq!(
+        success_late[0].1,
+        3_000 - vigil_core::onchain::CLAIM_DUST_LIMIT_SAT,
+        "clamped to the dust limit"
     );
 }
 
@@ -731,4 +727,32 @@ fn unexpected_transactions_in_blocks_are_ignored_safely() {
     assert_eq!(what(&before), what(&after), "the real monitor is untouched");
     assert_eq!(before.waiting, after.waiting);
     run_to_settlement(&pair, &mut a, &mut b);
+}
+
+/// The peer's commitment confirms and a reorg takes it out again: the
+/// channel is closed for good, so we broadcast our own commitment rather
+/// than wait for the peer to send theirs again.
+#[test]
+fn a_reorg_undoing_the_peers_close_makes_us_close() {
+    let mut pair = Pair::open(OpenOptions::default());
+    let _ = pair.pay(Who::A, 7_000_000);
+    pair.node(Who::B).channel.force_close();
+    pair.pump(Who::B);
+    let mut a = Enforcer::new(&pair, Who::A, 21);
+    let mut b = Enforcer::new(&pair, Who::B, 22);
+    b.broadcast(&pair);
+    mine(&pair, &mut [&mut a, &mut b], &[]);
+    assert!(a.monitor.is_closed() && !a.monitor.should_broadcast_holder_commitment());
+    let tip = pair.chain.height();
+    let hash = pair.chain.block_hash(tip).expect("chain").expect("block");
+    pair.chain.invalidate_block(&hash).expect("invalidate");
+    a.monitor.block_disconnected(tip);
+    b.monitor.block_disconnected(tip);
+    assert!(a.monitor.should_broadcast_holder_commitment(), "A closes with its own commitment now");
+    let ctx = ClaimContext { height: pair.chain.height(), feerate_per_kw: 1000, sweep_script: &a.sweep };
+    let kinds: Vec<ClaimKind> = a.monitor.claims(&a.signer, &ctx).claims.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, vec![ClaimKind::HolderCommitment]);
+    // Survives a restart.
+    let reloaded = ChannelMonitor::deserialize(&a.monitor.serialize()).expect("round trip");
+    assert!(reloaded.should_broadcast_holder_commitment());
 }

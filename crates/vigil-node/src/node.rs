@@ -111,6 +111,11 @@ fn now() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
+/// Seconds since the epoch.
+pub(crate) fn now_secs() -> u64 {
+    now().as_secs()
+}
+
 fn encode_block(b: &BlockRef) -> Vec<u8> {
     let mut v = b.height.to_be_bytes().to_vec();
     v.extend_from_slice(&b.hash.to_byte_array());

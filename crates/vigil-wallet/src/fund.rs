@@ -32,9 +32,12 @@ pub struct ExternalInput {
 impl OnchainWallet {
     /// Builds a transaction that spends `external` (first, in order) and
     /// pays `outputs` (first, in order), with wallet coins and change added
-    /// so that its fee is `fee(weight)` for its final weight. The wallet's
-    /// inputs are signed; the external ones are left unsigned, for the
-    /// caller. Nothing is broadcast.
+    /// so that its fee is `fee(weight)` for its final weight. Coins in
+    /// `avoid` are not used (the outputs of a transaction this one
+    /// replaces). The wallet's inputs are signed; the external ones are
+    /// left unsigned, for the caller. Nothing is broadcast: once it is,
+    /// [`OnchainWallet::record_unconfirmed`] keeps the next funding from
+    /// choosing the same coins.
     ///
     /// # Errors
     ///
@@ -45,19 +48,40 @@ impl OnchainWallet {
         external: &[ExternalInput],
         outputs: &[TxOut],
         lock_time: LockTime,
+        avoid: &[OutPoint],
         fee: impl Fn(u64) -> u64,
     ) -> Result<Transaction, WalletError> {
         let mut inner = self.lock();
         let external_weight: u64 = external.iter().map(|e| e.satisfaction_weight).sum();
         // First at a plain feerate to learn the shape, then at the exact fee
-        // its weight requires.
+        // its weight requires (again if the coins chosen changed the
+        // weight so that the fee falls short).
         let probe_rate = FeeRate::from_sat_per_kwu(fee(1000).max(253));
-        let probe = Self::build_funded(&mut inner, external, outputs, lock_time, Err(probe_rate))?;
-        let weight = probe.weight().to_wu() + external_weight;
-        let tx =
-            Self::build_funded(&mut inner, external, outputs, lock_time, Ok(Amount::from_sat(fee(weight))))?;
-        Self::persist(&mut inner)?;
-        Ok(tx)
+        let probe = Self::build_funded(&mut inner, external, outputs, lock_time, avoid, Err(probe_rate))?;
+        let mut weight = probe.weight().to_wu() + external_weight;
+        for _ in 0..3 {
+            let paid = fee(weight);
+            let exact = Ok(Amount::from_sat(paid));
+            let tx = Self::build_funded(&mut inner, external, outputs, lock_time, avoid, exact)?;
+            weight = tx.weight().to_wu() + external_weight;
+            if fee(weight) <= paid {
+                Self::persist(&mut inner)?;
+                return Ok(tx);
+            }
+        }
+        Err(WalletError::Build("the funded transaction's weight kept changing with the coins chosen".into()))
+    }
+
+    /// Records a transaction of ours that was broadcast (and is not
+    /// confirmed yet): its inputs are spent and its change is ours, so the
+    /// next transaction built does not choose the same coins. `now` stamps
+    /// it. A failure to store it is logged: the next sync sees it anyway.
+    pub fn record_unconfirmed(&self, tx: &Transaction, now: u64) {
+        let mut inner = self.lock();
+        inner.wallet.apply_unconfirmed_txs([(tx.clone(), now)]);
+        if let Err(e) = Self::persist(&mut inner) {
+            tracing::warn!(txid = %tx.compute_txid(), error = %e, "could not store a pending transaction yet");
+        }
     }
 
     /// One attempt: `fee` is an absolute fee or a feerate.
@@ -66,11 +90,15 @@ impl OnchainWallet {
         external: &[ExternalInput],
         outputs: &[TxOut],
         lock_time: LockTime,
+        avoid: &[OutPoint],
         fee: Result<Amount, FeeRate>,
     ) -> Result<Transaction, WalletError> {
         let change = inner.wallet.peek_address(bdk_wallet::KeychainKind::Internal, 0).script_pubkey();
         let mut builder = inner.wallet.build_tx();
         builder.ordering(TxOrdering::Untouched).nlocktime(lock_time).version(2).only_witness_utxo();
+        for outpoint in avoid {
+            builder.add_unspendable(*outpoint);
+        }
         for input in external {
             let psbt_input =
                 psbt::Input { witness_utxo: Some(input.txout.clone()), ..psbt::Input::default() };

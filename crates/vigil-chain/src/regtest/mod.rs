@@ -247,7 +247,7 @@ impl RegtestChain {
             validate::check_min_relay_fee(tx, fee)?;
             return Ok(Admission { fee, evicted: Vec::new() });
         };
-        let refuse = |refusal| TxError::DoubleSpend { input, outpoint, conflict, refusal };
+        let refuse = |refusal| TxError::DoubleSpend { input, outpoint, conflict, refusal: Box::new(refusal) };
         let evicted = rbf::evictions(pool, &conflicts).map_err(refuse)?;
         let mut trial = pool.clone();
         for t in &evicted {

@@ -3,11 +3,11 @@
 //! replaces it, and every mempool descendant of it, if it pays for them.
 //!
 //! The rules (Bitcoin Core's `policy/rbf.cpp`, BIP125 without the signal):
-//! the new transaction's feerate is higher than each transaction it
-//! directly conflicts with; its fee is at least the sum of the fees of
-//! everything it evicts, plus the incremental relay fee (1 sat/vB) for its
-//! own size; and it evicts at most [`MAX_REPLACEMENT_CANDIDATES`]
-//! transactions.
+//! the new transaction spends no unconfirmed output its direct conflicts
+//! did not; its feerate is higher than each of them; its fee is at least
+//! the sum of the fees of everything it evicts, plus the incremental relay
+//! fee (1 sat/vB) for its own size; and it evicts at most
+//! [`MAX_REPLACEMENT_CANDIDATES`] transactions.
 
 use std::collections::BTreeSet;
 
@@ -44,6 +44,10 @@ pub enum ReplacementRefusal {
         /// How many transactions it would evict.
         evicted: usize,
     },
+    /// It spends an unconfirmed output that none of the transactions it
+    /// replaces spent (BIP125 rule 2).
+    #[error("it spends unconfirmed output {0}, which the transactions it replaces did not")]
+    AddsUnconfirmedInput(bitcoin::OutPoint),
     /// It would evict too many transactions.
     #[error("it would evict {0} transactions, more than {MAX_REPLACEMENT_CANDIDATES}")]
     TooManyReplacements(usize),
@@ -80,6 +84,17 @@ pub(crate) fn check_replacement(
     conflicts: &BTreeSet<Txid>,
     evicted: &[Txid],
 ) -> Result<(), ReplacementRefusal> {
+    // Rule 2: no unconfirmed input the replaced transactions did not have.
+    for input in &tx.input {
+        let unconfirmed = pool.contains(&input.previous_output.txid);
+        let replaced_had_it = conflicts
+            .iter()
+            .filter_map(|t| pool.get(t))
+            .any(|e| e.tx.input.iter().any(|i| i.previous_output == input.previous_output));
+        if unconfirmed && !replaced_had_it {
+            return Err(ReplacementRefusal::AddsUnconfirmedInput(input.previous_output));
+        }
+    }
     let feerate = |fee: Amount, tx: &Transaction| fee.to_sat() * 1000 / tx.vsize().max(1) as u64;
     let new_rate = feerate(fee, tx);
     for txid in conflicts {

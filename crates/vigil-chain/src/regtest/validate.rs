@@ -152,7 +152,7 @@ pub enum TxError {
         /// The mempool transaction that spends it.
         conflict: Txid,
         /// Why the replacement is refused.
-        refusal: super::rbf::ReplacementRefusal,
+        refusal: Box<super::rbf::ReplacementRefusal>,
     },
     /// An input spends a coinbase output with fewer than 100 confirmations.
     #[error("input {input} spends coinbase output {outpoint} with {confirmations} confirmations; {COINBASE_MATURITY} are required")]
@@ -225,10 +225,11 @@ impl TxError {
             Self::AlreadyInChain { .. } => "txn-already-known",
             Self::NonFinal { .. } => "non-final",
             Self::MissingInput { .. } => "bad-txns-inputs-missingorspent",
-            Self::DoubleSpend { refusal: super::rbf::ReplacementRefusal::TooManyReplacements(_), .. } => {
-                "too many potential replacements"
-            }
-            Self::DoubleSpend { .. } => "insufficient fee",
+            Self::DoubleSpend { refusal, .. } => match **refusal {
+                super::rbf::ReplacementRefusal::TooManyReplacements(_) => "too many potential replacements",
+                super::rbf::ReplacementRefusal::AddsUnconfirmedInput(_) => "replacement-adds-unconfirmed",
+                _ => "insufficient fee",
+            },
             Self::ImmatureCoinbase { .. } => "bad-txns-premature-spend-of-coinbase",
             Self::NegativeFee { .. } => "bad-txns-in-belowout",
             Self::RelativeLocktime { .. } => "non-BIP68-final",

@@ -69,7 +69,8 @@ impl ChannelManager {
             let durable = self.chain_monitor.durable_update_id(&monitor.channel_id())
                 >= Some(monitor.latest_update_id());
             if !durable {
-                plan.claims.retain(|c| c.kind != ClaimKind::HolderCommitment);
+                plan.claims
+                    .retain(|c| !matches!(c.kind, ClaimKind::HolderCommitment | ClaimKind::CooperativeClose));
                 plan.fee_needs.retain(|n| n.claim != ClaimKind::HolderCommitment);
             }
             claims.extend(plan.claims.into_iter().map(|c| c.tx));

@@ -39,6 +39,8 @@ pub struct FundingSpend {
 pub struct ConfirmedSpend {
     /// The transaction.
     pub tx: Transaction,
+    /// Its txid (not stored: computed when read).
+    pub txid: Txid,
     /// The height of its block.
     pub height: u32,
 }
@@ -146,16 +148,29 @@ impl ChannelMonitor {
     /// Keeps `tx` if it spends an output of the funding spend or of a
     /// transaction kept already (once: a block replayed adds nothing).
     fn follow_spend(&mut self, tx: &Transaction, txid: Txid, commitment: Txid, height: u32) {
-        let level_one = |s: &ConfirmedSpend| s.tx.input.iter().any(|i| i.previous_output.txid == commitment);
-        let followed = |t: &Txid| {
-            *t == commitment || self.spends.iter().any(|s| level_one(s) && s.tx.compute_txid() == *t)
-        };
-        if !tx.input.iter().any(|i| followed(&i.previous_output.txid))
-            || self.spends.iter().any(|s| s.tx.compute_txid() == txid)
-        {
+        if self.spends.iter().any(|s| s.txid == txid) {
             return;
         }
-        self.spends.push(ConfirmedSpend { tx: tx.clone(), height });
+        let level_one = tx.input.iter().any(|i| i.previous_output.txid == commitment);
+        // Level 2: only a spend of an output owed to us (the delayed output
+        // of our HTLC transaction, or the revokeable output of theirs), not
+        // of any output a level-1 transaction happens to have (wallet
+        // change, outputs a peer added).
+        let level_two = !level_one && {
+            let spends_level_one = |i: &bitcoin::TxIn| {
+                self.spends.iter().any(|s| {
+                    s.txid == i.previous_output.txid
+                        && s.tx.input.iter().any(|p| p.previous_output.txid == commitment)
+                })
+            };
+            tx.input.iter().any(spends_level_one) && {
+                let owed = self.owed_outpoints();
+                tx.input.iter().any(|i| owed.contains(&i.previous_output))
+            }
+        };
+        if level_one || level_two {
+            self.spends.push(ConfirmedSpend { tx: tx.clone(), txid, height });
+        }
     }
 
     fn on_funding_spend(&mut self, tx: &Transaction, height: u32) {
@@ -233,14 +248,21 @@ impl ChannelMonitor {
     /// The block at `height` left the chain: outcomes it brought that are
     /// not final yet are undone.
     pub fn block_disconnected(&mut self, height: u32) -> bool {
-        let before = (self.onchain.len(), self.funding_spend.clone(), self.spends.len());
+        let before =
+            (self.onchain.len(), self.funding_spend.clone(), self.spends.len(), self.broadcast_holder);
         self.best_height = height.saturating_sub(1);
         self.onchain.retain(|r| r.height < height);
         self.spends.retain(|s| s.height < height);
         if self.funding_spend.as_ref().is_some_and(|s| s.height >= height) {
             self.funding_spend = None;
+            // The close left the chain, and the channel will not resume: our
+            // own commitment is the way out now (a cooperative close is
+            // broadcast again instead; a stale state never goes out).
+            if self.closed && self.closing_tx.is_none() && !self.stale {
+                self.broadcast_holder = true;
+            }
         }
-        before != (self.onchain.len(), self.funding_spend.clone(), self.spends.len())
+        before != (self.onchain.len(), self.funding_spend.clone(), self.spends.len(), self.broadcast_holder)
     }
 
     /// Whether the monitor can be archived: closed, its funding spend and
@@ -295,7 +317,8 @@ impl Encode for ConfirmedSpend {
 impl Decode for ConfirmedSpend {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut rec = Records::parse(r)?;
-        let value = ConfirmedSpend { tx: rec.req(0)?, height: rec.req(2)? };
+        let tx: Transaction = rec.req(0)?;
+        let value = ConfirmedSpend { txid: tx.compute_txid(), tx, height: rec.req(2)? };
         rec.finish()?;
         Ok(value)
     }

@@ -124,7 +124,7 @@ impl Decode for Scripts {
 // transaction, 30 closed, 32 broadcast holder commitment, 33 funding spend,
 // 34 on-chain resolutions, 36 best height, 38 accepted inbound ids,
 // 40 claimed inbound ids, 41 confirmed spends of the funding spend's outputs
-// (written only when there are some).
+// (written only when there are some), 43 stale (written only when true).
 impl Encode for ChannelMonitor {
     fn encode(&self, out: &mut Vec<u8>) {
         let preimages: Vec<_> = self.preimages.values().copied().collect();
@@ -162,6 +162,9 @@ impl Encode for ChannelMonitor {
             .field(40, &SeqRef(&claimed));
         if !self.spends.is_empty() {
             w.field(41, &SeqRef(&self.spends));
+        }
+        if self.stale {
+            w.field(43, &true);
         }
         w.finish(out);
     }
@@ -208,6 +211,7 @@ impl Decode for ChannelMonitor {
             accepted: rec.req::<Seq<u64>>(38)?.0.into_iter().collect(),
             claimed: rec.req::<Seq<u64>>(40)?.0.into_iter().collect(),
             spends: rec.opt::<Seq<_>>(41)?.map(|s| s.0).unwrap_or_default(),
+            stale: rec.opt(43)?.unwrap_or(false),
         };
         rec.finish()?;
         if monitor

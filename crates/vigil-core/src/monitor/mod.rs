@@ -157,6 +157,9 @@ pub struct ChannelMonitor {
     pub(crate) closing_tx: Option<Transaction>,
     pub(crate) closed: bool,
     pub(crate) broadcast_holder: bool,
+    /// The channel closed because our state is stale: our commitment must
+    /// never be broadcast (the peer could punish it).
+    pub(crate) stale: bool,
     pub(crate) funding_spend: Option<FundingSpend>,
     pub(crate) onchain: Vec<OnchainResolution>,
     /// Confirmed spends of the funding spend's outputs, and of theirs.
@@ -206,6 +209,7 @@ impl ChannelMonitor {
             closing_tx: None,
             closed: false,
             broadcast_holder: false,
+            stale: false,
             funding_spend: None,
             onchain: Vec::new(),
             spends: Vec::new(),
@@ -452,6 +456,7 @@ impl ChannelMonitor {
             }
             UpdateStep::ChannelClosed { reason, broadcast_holder_commitment } => {
                 self.broadcast_holder |= *broadcast_holder_commitment;
+                self.stale |= *reason == crate::channel::CloseReason::StaleLocalState;
                 self.mark_closed(ClosedBy::Channel(reason.clone()));
             }
         }

@@ -71,15 +71,18 @@ pub struct FeeNeed {
 }
 
 impl FeeNeed {
-    /// The fee the funded transaction must pay, given its final `weight`.
+    /// The fee the funded transaction must pay, given its final `weight`:
+    /// the target for it (and its parent), and never less than the minimum
+    /// relay fee for its own size.
     pub fn required_fee(&self, weight: u64) -> u64 {
         let rate = u64::from(self.target_feerate_per_kw);
-        match self.parent {
+        let target = match self.parent {
             Some((parent_weight, parent_fee)) => {
                 (rate * (parent_weight + weight)).div_ceil(1000).saturating_sub(parent_fee)
             }
             None => (rate * weight).div_ceil(1000),
-        }
+        };
+        target.max((super::MIN_FEERATE_PER_KW * weight).div_ceil(1000))
     }
 }
 
@@ -88,6 +91,9 @@ impl FeeNeed {
 pub enum FeeSignError {
     /// The input at this index does not spend the need's output.
     WrongInput(usize),
+    /// The transaction is not laid out as the need says (its lock time,
+    /// the input's sequence, or the output paired with the input).
+    WrongShape(&'static str),
     /// The need is no longer one this monitor has (the output was spent, or
     /// a reorg changed the commitment).
     Stale,
@@ -99,6 +105,7 @@ impl std::fmt::Display for FeeSignError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::WrongInput(i) => write!(f, "input {i} does not spend the output the claim takes"),
+            Self::WrongShape(what) => write!(f, "the funded transaction's {what} is not the claim's"),
             Self::Stale => write!(f, "the claim is no longer needed"),
             Self::SignerRefused => write!(f, "the signer refused to sign the claim"),
         }
@@ -168,7 +175,8 @@ impl ChannelMonitor {
     /// # Errors
     ///
     /// [`FeeSignError`]: the input does not spend the need's output, the
-    /// need is stale, or the signer refused.
+    /// transaction is not laid out as the need says, the need is stale, or
+    /// the signer refused.
     pub fn sign_fee_input(
         &self,
         signer: &InMemorySigner,
@@ -178,6 +186,19 @@ impl ChannelMonitor {
     ) -> Result<(), FeeSignError> {
         if tx.input.get(input).map(|i| i.previous_output) != Some(need.outpoint) {
             return Err(FeeSignError::WrongInput(input));
+        }
+        if tx.lock_time != need.lock_time {
+            return Err(FeeSignError::WrongShape("lock time"));
+        }
+        if tx.input[input].sequence != need.sequence {
+            return Err(FeeSignError::WrongShape("input sequence"));
+        }
+        // The counterparty's `SINGLE` signature pairs the input with the
+        // output at the same index.
+        if let Some(first) = need.outputs.first() {
+            if tx.output.get(input) != Some(first) {
+                return Err(FeeSignError::WrongShape("output paired with the input"));
+            }
         }
         let secp: Secp256k1<All> = Secp256k1::new();
         let witness = match need.kind {

@@ -20,10 +20,12 @@
 //!
 //! Claims we build pay their fee from the value they claim, at a feerate
 //! that rises with every block the claim could have confirmed and did not
-//! (fast when the counterparty could take the output instead, slowly when
-//! nobody else can), and doubles when a deadline (an HTLC's expiry) is
-//! close; never so high that the output would fall below the dust limit:
-//! an output not worth claiming waits ([`WaitReason::Dust`]). Rebroadcast
+//! (fast and up to 16 times the base when the counterparty could take the
+//! output instead, slowly and up to twice the base when nobody else can),
+//! and doubles when a deadline (an HTLC's expiry) is close. A fee that
+//! would leave less than the dust limit is clamped; only an output that
+//! cannot pay the minimum relay fee and leave the dust limit waits
+//! ([`WaitReason::Dust`]). Rebroadcast
 //! at each block, a bumped claim replaces the previous one (it spends the
 //! same output and signals replaceability). `owed` lists what is owed.
 
@@ -62,6 +64,9 @@ pub enum ClaimKind {
     ToRemote,
     /// An output of a revoked commitment or of its HTLC transactions.
     Justice,
+    /// The agreed cooperative closing transaction, broadcast again after a
+    /// reorg took it out of the chain.
+    CooperativeClose,
 }
 
 /// The chain facts a claim is built against.
@@ -130,6 +135,18 @@ pub struct ClaimPlan {
 /// the HTLC is worth.
 const HTLC_FEE_NEED_WEIGHT: u64 = 1_200;
 
+/// The lowest feerate a claim pays: Bitcoin Core's minimum relay fee (1
+/// sat/vB), in satoshis per 1000 weight units.
+pub const MIN_FEERATE_PER_KW: u64 = 253;
+
+/// An owed output worth at most this is not worth claiming: the minimum
+/// relay fee of its claim would leave less than the dust limit.
+pub const UNECONOMIC_SAT: u64 = CLAIM_DUST_LIMIT_SAT + 250;
+
+/// Blocks after an HTLC's expiry after which an HTLC output nobody claimed
+/// is given up on, so that the channel's enforcement can end.
+pub const ABANDONED_HTLC_BLOCKS: u32 = 2016;
+
 /// The lowest output value a claim leaves (Bitcoin Core's dust limit for a
 /// P2WSH or P2TR output, the largest standard sweep scripts).
 pub const CLAIM_DUST_LIMIT_SAT: u64 = 330;
@@ -145,6 +162,14 @@ impl ChannelMonitor {
         let secp = Secp256k1::new();
         let mut plan = ClaimPlan::default();
         let anchors = self.params.channel_type_features.supports_anchors_zero_fee_htlc_tx();
+        if let (Some(tx), None) = (&self.closing_tx, &self.funding_spend) {
+            plan.claims.push(Claim {
+                kind: ClaimKind::CooperativeClose,
+                outpoint: tx.input[0].previous_output,
+                value_sat: self.params.channel_value_satoshis,
+                tx: tx.clone(),
+            });
+        }
         if self.broadcast_holder && self.funding_spend.is_none() {
             if let Some(tx) = self.signed_holder_commitment(signer, &secp) {
                 let outpoint = tx.input[0].previous_output;
@@ -192,39 +217,56 @@ impl ChannelMonitor {
     }
 
     /// The feerate our commitment must reach: the base, doubled when one of
-    /// its HTLCs expires within [`ANTI_REORG_DELAY`] blocks.
+    /// its HTLCs expires within two [`ANTI_REORG_DELAY`]s (the commitment
+    /// and then the HTLC's own claim must confirm before it), four times
+    /// within one.
     fn commitment_target(&self, ctx: &ClaimContext<'_>) -> u32 {
-        let base = ctx.feerate_per_kw.max(253);
-        let urgent = self.holder.as_ref().is_some_and(|(h, _)| {
-            h.nondust_htlcs().iter().any(|htlc| htlc.cltv_expiry <= ctx.height + ANTI_REORG_DELAY)
-        });
-        if urgent {
-            base.saturating_mul(2)
-        } else {
-            base
+        let base = ctx.feerate_per_kw.max(MIN_FEERATE_PER_KW as u32);
+        let soonest = self
+            .holder
+            .as_ref()
+            .and_then(|(h, _)| h.nondust_htlcs().iter().map(|htlc| htlc.cltv_expiry).min());
+        match soonest {
+            Some(expiry) if expiry <= ctx.height + ANTI_REORG_DELAY => base.saturating_mul(4),
+            Some(expiry) if expiry <= ctx.height + 2 * ANTI_REORG_DELAY => base.saturating_mul(2),
+            _ => base,
         }
     }
 
     /// Whether on-chain enforcement is over: the funding spend, every spend
     /// of an output owed to us and every spend of an HTLC output of the
     /// commitment (whoever took it) are [`ANTI_REORG_DELAY`] blocks deep, and
-    /// no owed output is left unspent (dust excepted).
+    /// no owed output is left unspent (the uneconomic excepted, and HTLC
+    /// outputs nobody took [`ABANDONED_HTLC_BLOCKS`] after their expiry).
+    /// Never while the funding spend's transaction is unknown (a monitor
+    /// written before it was kept), unless it is the cooperative close.
     pub fn onchain_settled(&self) -> bool {
         let Some(spend) = &self.funding_spend else { return false };
         let deep = |height: u32| self.best_height + 1 >= height + ANTI_REORG_DELAY;
-        if !deep(spend.height) || spend.tx.is_none() && self.closing_tx.is_none() {
+        let cooperative = self.closing_tx.as_ref().is_some_and(|c| c.compute_txid() == spend.txid);
+        if !deep(spend.height) || spend.tx.is_none() && !cooperative {
             return false;
         }
-        let htlcs_decided =
-            self.commitment_htlc_outpoints().iter().all(|o| self.spent_by(o).is_some_and(deep));
+        let owed = self.owed();
+        let htlcs_decided = self.commitment_htlc_outpoints().iter().all(|(o, expiry)| {
+            // Ours to claim and worth it: it will be spent.
+            let worth_claiming =
+                owed.iter().any(|w| w.outpoint == *o && w.output.value.to_sat() > UNECONOMIC_SAT);
+            match self.spent_by(o) {
+                Some(height) => deep(height),
+                None => !worth_claiming && self.best_height >= expiry + ABANDONED_HTLC_BLOCKS,
+            }
+        });
         htlcs_decided
-            && self.owed().iter().all(|o| {
-                let dust = o.output.value.to_sat() <= CLAIM_DUST_LIMIT_SAT;
-                match self.spent_by(&o.outpoint) {
-                    Some(height) => deep(height),
-                    None => dust,
-                }
+            && owed.iter().all(|o| match self.spent_by(&o.outpoint) {
+                Some(height) => deep(height),
+                None => o.output.value.to_sat() <= UNECONOMIC_SAT,
             })
+    }
+
+    /// The outputs owed to us (for the monitor's choice of what to follow).
+    pub(crate) fn owed_outpoints(&self) -> Vec<OutPoint> {
+        self.owed().into_iter().map(|o| o.outpoint).collect()
     }
 
     /// The height of the confirmed transaction spending `outpoint`, if any.
@@ -290,7 +332,12 @@ impl ChannelMonitor {
         let anchors = self.params.channel_type_features.supports_anchors_zero_fee_htlc_tx();
         let unsigned = sweep_tx(owed, ctx.sweep_script, value, anchors);
         let weight = self.sign_sweep(owed, unsigned, signer, secp)?.weight().to_wu() + 4;
+        // A fee that would eat the output is clamped to what leaves the dust
+        // limit, as long as that still pays the minimum relay feerate: a
+        // claim is never abandoned because it waited.
         let fee = (feerate * weight).div_ceil(1000);
+        let floor = (MIN_FEERATE_PER_KW * weight).div_ceil(1000);
+        let fee = fee.min(value.saturating_sub(CLAIM_DUST_LIMIT_SAT)).max(floor);
         let Some(left) = value.checked_sub(fee).filter(|v| *v >= CLAIM_DUST_LIMIT_SAT) else {
             return Err(WaitReason::Dust);
         };
@@ -299,17 +346,19 @@ impl ChannelMonitor {
 
     /// The feerate for `owed` now. Claims nobody else can take (our
     /// `to_remote` and delayed outputs) rise slowly, by a sixteenth of the
-    /// base for each block they could have confirmed in; contested ones
-    /// (HTLC outputs, justice) by half of it, and double within
-    /// [`ANTI_REORG_DELAY`] blocks of their deadline.
+    /// base for each block they could have confirmed in, up to twice the
+    /// base; contested ones (HTLC outputs, justice) by half of it, up to 16
+    /// times the base, and double within [`ANTI_REORG_DELAY`] blocks of
+    /// their deadline.
     fn bumped_feerate(&self, owed: &Owed, ctx: &ClaimContext<'_>) -> u64 {
-        let base = u64::from(ctx.feerate_per_kw.max(253));
+        let base = u64::from(ctx.feerate_per_kw).max(MIN_FEERATE_PER_KW);
         // The first block a claim could be in is the one after we learnt of
         // its output.
         let first = owed.mineable_at.max(self.funding_height() + 1);
         let waited = u64::from((ctx.height + 1).saturating_sub(first));
         let contested = !matches!(owed.kind, ClaimKind::ToRemote | ClaimKind::DelayedOutput);
-        let mut feerate = base + base * waited / if contested { 2 } else { 16 };
+        let (step, cap) = if contested { (2, 16) } else { (16, 2) };
+        let mut feerate = (base + base * waited / step).min(base * cap);
         if contested && owed.deadline.is_some_and(|d| d <= ctx.height + ANTI_REORG_DELAY) {
             feerate *= 2;
         }

@@ -99,7 +99,7 @@ impl ChannelMonitor {
                 &mut owed,
             );
         } else if let Some(r) = self.revoked.iter().find(|r| r.txid == spend.txid) {
-            self.owed_on_revoked(tx, r.number, &r.htlcs, &secp, &mut owed);
+            self.owed_on_revoked(tx, spend.height, r.number, &r.htlcs, &secp, &mut owed);
         }
         owed
     }
@@ -107,20 +107,23 @@ impl ChannelMonitor {
     /// Every HTLC output of the confirmed commitment, whoever it belongs
     /// to: until each is spent, an HTLC of the channel is undecided (a
     /// preimage may still come, or the counterparty may still time it out).
-    pub(super) fn commitment_htlc_outpoints(&self) -> Vec<OutPoint> {
+    pub(super) fn commitment_htlc_outpoints(&self) -> Vec<(OutPoint, u32)> {
         let Some(spend) = &self.funding_spend else { return Vec::new() };
         let txid = spend.txid;
-        let indexes: Vec<u32> =
+        let htlcs: Vec<HTLCOutputInCommitment> =
             if let Some((h, _)) = self.holder.as_ref().filter(|(h, _)| h.trust().txid() == txid) {
-                h.nondust_htlcs().iter().filter_map(|h| h.transaction_output_index).collect()
+                h.nondust_htlcs().clone()
             } else if let Some(c) = self.counterparty.iter().find(|c| c.txid == txid) {
-                c.commitment.nondust_htlcs().iter().filter_map(|h| h.transaction_output_index).collect()
+                c.commitment.nondust_htlcs().clone()
             } else if let Some(r) = self.revoked.iter().find(|r| r.txid == txid) {
-                r.htlcs.iter().filter_map(|h| h.transaction_output_index).collect()
+                r.htlcs.clone()
             } else {
                 Vec::new()
             };
-        indexes.into_iter().map(|vout| OutPoint { txid, vout }).collect()
+        htlcs
+            .iter()
+            .filter_map(|h| h.transaction_output_index.map(|vout| (OutPoint { txid, vout }, h.cltv_expiry)))
+            .collect()
     }
 
     fn channel_type(&self) -> &lightning::types::features::ChannelTypeFeatures {
@@ -279,6 +282,7 @@ impl ChannelMonitor {
     fn owed_on_revoked(
         &self,
         tx: &Transaction,
+        height: u32,
         number: u64,
         htlcs: &[HTLCOutputInCommitment],
         secp: &Secp256k1<bitcoin::secp256k1::All>,
@@ -298,17 +302,19 @@ impl ChannelMonitor {
         .to_p2wsh();
         let txid = tx.compute_txid();
         // Their `to_local`, and (level 2) the outputs of their HTLC
-        // transactions: the same script.
-        let level_two = self.spends.iter().map(|s| &s.tx);
-        for t in std::iter::once(tx).chain(level_two) {
+        // transactions: the same script, which they can take themselves
+        // once its CSV delay (ours to choose) has passed.
+        let delay = u32::from(self.params.holder_selected_contest_delay);
+        let level_two = self.spends.iter().map(|s| (&s.tx, s.height));
+        for (t, h) in std::iter::once((tx, height)).chain(level_two) {
             let t_txid = t.compute_txid();
             for (vout, output) in t.output.iter().enumerate().filter(|(_, o)| o.script_pubkey == revokeable) {
                 owed.push(Owed {
                     kind: ClaimKind::Justice,
                     outpoint: OutPoint { txid: t_txid, vout: vout as u32 },
                     output: output.clone(),
-                    mineable_at: 0,
-                    deadline: None,
+                    mineable_at: h,
+                    deadline: Some(h + delay),
                     spend: Spend::RevokedOutput { secret },
                 });
             }
@@ -324,7 +330,7 @@ impl ChannelMonitor {
                 kind: ClaimKind::Justice,
                 outpoint: OutPoint { txid, vout },
                 output: output.clone(),
-                mineable_at: 0,
+                mineable_at: height,
                 // Their second-stage transaction can take it after expiry
                 // (timeout) or at once (success): hurry.
                 deadline: Some(htlc.cltv_expiry),

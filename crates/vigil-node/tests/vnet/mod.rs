@@ -80,6 +80,14 @@ impl Net {
     /// directory: a backup.
     pub fn backup(&self, i: usize) -> tempfile::TempDir {
         assert!(self.nodes[i].is_none(), "back up a stopped node");
+        // Connection tasks may hold the store a moment longer: wait until
+        // SQLite closed it (its log checkpointed and gone), so the copy is
+        // one consistent file.
+        let wal = self.path(i).with_extension("sqlite-wal");
+        let start = Instant::now();
+        while wal.exists() && start.elapsed() < WAIT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let backup = tempfile::tempdir().expect("tempdir");
         for entry in std::fs::read_dir(self.dirs[i].path()).expect("the store directory") {
             let path = entry.expect("an entry").path();
