@@ -47,6 +47,14 @@ pub enum Op {
         /// The node.
         node: usize,
     },
+    /// Complete every write of `node` except those of one channel with
+    /// writes in flight (`pick` chooses): a disk where one region lags.
+    CompleteAllBut {
+        /// The node.
+        node: usize,
+        /// Which channel's writes stay in flight.
+        pick: usize,
+    },
     /// `node`'s user handles its events (claims, or refuses when `refuse`).
     Handle {
         /// The node.
@@ -150,12 +158,21 @@ impl Choices for Bytes<'_> {
     }
 }
 
-/// One operation over `nodes` nodes in a line, or `None` when the choices
-/// run out.
-fn next_op(c: &mut impl Choices, nodes: usize) -> Option<Op> {
+/// The next operations over `nodes` nodes in a line (one, or a burst), or
+/// `None` when the choices run out.
+fn next_ops(c: &mut impl Choices, nodes: usize) -> Option<Vec<Op>> {
     let n = nodes as u64;
     let node = c.pick(n)? as usize;
     let op = match c.pick(100)? {
+        // A burst: the user handles what it has, the disk completes all but
+        // one region, and the node crashes (the lagging writes are lost).
+        84 => {
+            return Some(vec![
+                Op::Handle { node, refuse: false },
+                Op::CompleteAllBut { node, pick: c.pick(8)? as usize },
+                Op::Crash { node },
+            ])
+        }
         0..=11 => {
             let from = c.pick(n)? as usize;
             let to = (from + 1 + c.pick(n - 1)? as usize) % nodes;
@@ -177,7 +194,7 @@ fn next_op(c: &mut impl Choices, nodes: usize) -> Option<Op> {
         67..=70 => Op::CompleteAll { node },
         71..=80 => Op::Handle { node, refuse: c.pick(10)? == 0 },
         81..=83 => Op::Peek { node },
-        84..=88 => Op::Crash { node },
+        85..=88 => Op::Crash { node },
         89..=90 => Op::Disconnect { a: c.pick(n - 1)? as usize, b: 0 },
         91..=94 => Op::Reconnect { a: c.pick(n - 1)? as usize, b: 0 },
         95..=97 => Op::Tick,
@@ -191,24 +208,36 @@ fn next_op(c: &mut impl Choices, nodes: usize) -> Option<Op> {
         },
     };
     // Links join neighbours.
-    Some(match op {
+    Some(vec![match op {
         Op::Disconnect { a, .. } => Op::Disconnect { a, b: a + 1 },
         Op::Reconnect { a, .. } => Op::Reconnect { a, b: a + 1 },
         op => op,
-    })
+    }])
 }
 
 /// The program of `seed`: `ops` operations over `nodes` nodes in a line.
 pub fn generate(seed: u64, ops: usize, nodes: usize) -> Vec<Op> {
     let mut rng = Rng::new(seed);
-    (0..ops).map_while(|_| next_op(&mut rng, nodes)).collect()
+    let mut program = Vec::with_capacity(ops);
+    while program.len() < ops {
+        let Some(next) = next_ops(&mut rng, nodes) else { break };
+        program.extend(next);
+    }
+    program.truncate(ops);
+    program
 }
 
 /// The program a fuzzer's bytes describe (as many operations as the bytes
 /// allow, at most `max_ops`).
 pub fn from_bytes(data: &[u8], max_ops: usize, nodes: usize) -> Vec<Op> {
     let mut bytes = Bytes(data);
-    (0..max_ops).map_while(|_| next_op(&mut bytes, nodes)).collect()
+    let mut program = Vec::with_capacity(max_ops);
+    while program.len() < max_ops {
+        let Some(next) = next_ops(&mut bytes, nodes) else { break };
+        program.extend(next);
+    }
+    program.truncate(max_ops);
+    program
 }
 
 /// What running a program did.
@@ -253,6 +282,7 @@ pub fn run(world: &mut World, program: &[Op]) -> Stats {
             Op::CompleteAll { node } => {
                 world.nodes[node].complete_all();
             }
+            Op::CompleteAllBut { node, pick } => world.nodes[node].complete_all_but(pick),
             Op::Handle { node, refuse } => {
                 world.user(node, true, refuse);
             }
@@ -285,6 +315,7 @@ impl std::fmt::Display for Op {
             Op::Complete { node, pick } => write!(f, "complete:{node}:{pick}"),
             Op::Stall { node, pick } => write!(f, "stall:{node}:{pick}"),
             Op::CompleteAll { node } => write!(f, "complete-all:{node}"),
+            Op::CompleteAllBut { node, pick } => write!(f, "complete-all-but:{node}:{pick}"),
             Op::Handle { node, refuse: false } => write!(f, "handle:{node}"),
             Op::Handle { node, refuse: true } => write!(f, "refuse:{node}"),
             Op::Peek { node } => write!(f, "peek:{node}"),
@@ -387,6 +418,10 @@ fn parse_op(token: &str, nodes: usize) -> Result<Op, &'static str> {
             Op::Stall { node, pick }
         }
         "complete-all" => Op::CompleteAll { node: node(args)? },
+        "complete-all-but" => {
+            let (node, pick) = node_pick(args)?;
+            Op::CompleteAllBut { node, pick }
+        }
         "handle" => Op::Handle { node: node(args)?, refuse: false },
         "refuse" => Op::Handle { node: node(args)?, refuse: true },
         "peek" => Op::Peek { node: node(args)? },

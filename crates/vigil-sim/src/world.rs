@@ -163,6 +163,15 @@ impl SimNode {
         self.stalled = if channels.is_empty() { None } else { Some(channels[pick % channels.len()]) };
     }
 
+    /// Completes every write except those of the `pick`-th channel with
+    /// writes in flight.
+    pub fn complete_all_but(&mut self, pick: usize) {
+        self.take_requests();
+        self.stall(pick);
+        while self.complete(0) {}
+        self.stalled = None;
+    }
+
     /// Completes every write.
     pub fn complete_all(&mut self) -> bool {
         self.stalled = None;
