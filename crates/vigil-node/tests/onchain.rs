@@ -268,16 +268,22 @@ async fn force_close_with_htlcs_both_ways_adds_up(closer: usize) {
     }
 }
 
-/// A→B→C; C force-closes B–C and claims on chain; B, down while C's claim
-/// confirms, learns the preimage from the chain after its restart and
-/// claims upstream off-chain: A's payment succeeds and A–B stays open.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn downstream_claimed_on_chain_is_claimed_upstream_after_a_restart() {
+/// A–B–C, connected, with a channel opened by each left node.
+async fn line_of_three() -> Net {
     let mut net = Net::new(3).await;
     net.connect(0, 1).await;
     net.connect(1, 2).await;
     net.open(0, 1, 1_000_000).await;
     net.open(1, 2, 1_000_000).await;
+    net
+}
+
+/// A→B→C; C force-closes B–C and claims on chain; B, down while C's claim
+/// confirms, learns the preimage from the chain after its restart and
+/// claims upstream off-chain: A's payment succeeds and A–B stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_claimed_on_chain_is_claimed_upstream_after_a_restart() {
+    let mut net = line_of_three().await;
     let downstream = channel_with(&net, 2, 1);
     let (id, preimage) = pay_and_hold(&mut net, 0, 2, 100_000, 7).await;
     net.kill(1);
@@ -314,11 +320,7 @@ async fn downstream_claimed_on_chain_is_claimed_upstream_after_a_restart() {
 /// off-chain once the timeout is 6 blocks deep. A–B stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downstream_timed_out_on_chain_fails_upstream_after_a_restart() {
-    let mut net = Net::new(3).await;
-    net.connect(0, 1).await;
-    net.connect(1, 2).await;
-    net.open(0, 1, 1_000_000).await;
-    net.open(1, 2, 1_000_000).await;
+    let mut net = line_of_three().await;
     let downstream = channel_with(&net, 1, 2);
     let (id, _) = pay_and_hold(&mut net, 0, 2, 100_000, 8).await;
     net.kill(2);

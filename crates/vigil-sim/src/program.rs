@@ -164,10 +164,12 @@ fn next_ops(c: &mut impl Choices, nodes: usize) -> Option<Vec<Op>> {
     let n = nodes as u64;
     let node = c.pick(n)? as usize;
     let op = match c.pick(100)? {
-        // A burst: the user handles what it has, the disk completes all but
-        // one region, and the node crashes (the lagging writes are lost).
+        // A burst: messages arrive, the user handles what it has, the disk
+        // completes all but one region, and the node crashes (the lagging
+        // writes are lost).
         84 => {
             return Some(vec![
+                Op::DeliverAll,
                 Op::Handle { node, refuse: false },
                 Op::CompleteAllBut { node, pick: c.pick(8)? as usize },
                 Op::Crash { node },
