@@ -709,23 +709,27 @@ fn unexpected_transactions_in_blocks_are_ignored_safely() {
         // Fed to a copy: the real monitor keeps following the real chain.
         let mut copy = a.monitor.clone();
         copy.block_connected(height, std::slice::from_ref(&junk));
-        let _ =
-            copy.claims(&a.signer, &ClaimContext { height, feerate_per_kw: 1000, sweep_script: &a.sweep });
         let fake_claim = copy.events().iter().any(
             |e| matches!(&e.event, MonitorEvent::PaymentPathClaimed { htlc_id, .. } if *htlc_id == htlc),
         );
         assert!(!fake_claim, "round {round}: random bytes are no preimage");
+        // Every output the junk did not spend is still claimed (and those
+        // it did spend are taken as spent, not claimed twice).
+        let ctx =
+            ClaimContext { height: pair.chain.height() + 500, feerate_per_kw: 1000, sweep_script: &a.sweep };
+        let still: Vec<OutPoint> = copy.claims(&a.signer, &ctx).claims.iter().map(|c| c.outpoint).collect();
+        let spent_by_junk = |o: &OutPoint| junk.input.iter().any(|i| i.previous_output == *o);
+        for claim in &before.claims {
+            assert_eq!(
+                still.contains(&claim.outpoint),
+                !spent_by_junk(&claim.outpoint),
+                "round {round}: {:?} of {}",
+                claim.kind,
+                claim.outpoint
+            );
+        }
     }
-    let after = a.monitor.claims(
-        &a.signer,
-        &ClaimContext { height: pair.chain.height() + 500, feerate_per_kw: 1000, sweep_script: &a.sweep },
-    );
-    // (Signatures carry fresh randomness: compare what is claimed.)
-    let what = |p: &vigil_core::onchain::ClaimPlan| -> Vec<(ClaimKind, OutPoint, u64)> {
-        p.claims.iter().map(|c| (c.kind, c.outpoint, c.value_sat)).collect()
-    };
-    assert_eq!(what(&before), what(&after), "the real monitor is untouched");
-    assert_eq!(before.waiting, after.waiting);
+    assert!(!before.claims.is_empty(), "there were claims to check");
     run_to_settlement(&pair, &mut a, &mut b);
 }
 
