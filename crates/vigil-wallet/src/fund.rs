@@ -31,13 +31,17 @@ pub struct ExternalInput {
 
 impl OnchainWallet {
     /// Builds a transaction that spends `external` (first, in order) and
-    /// pays `outputs` (first, in order), with wallet coins and change added
-    /// so that its fee is `fee(weight)` for its final weight. Coins in
-    /// `avoid` are not used (the outputs of a transaction this one
-    /// replaces). The wallet's inputs are signed; the external ones are
-    /// left unsigned, for the caller. Nothing is broadcast: once it is,
-    /// [`OnchainWallet::record_unconfirmed`] keeps the next funding from
-    /// choosing the same coins.
+    /// pays `outputs` (first, in order), with confirmed wallet coins and
+    /// change added so that its fee is `fee(weight)` for its final weight.
+    /// `replaces` is the transaction it is to replace, if any: its coins are
+    /// free to use again (it is marked evicted; if building fails it is put
+    /// back), its outputs are not. The wallet's inputs are signed; the
+    /// external ones are left unsigned, for the caller. Nothing is
+    /// broadcast: once it is, [`OnchainWallet::record_unconfirmed`] keeps
+    /// the next funding from choosing the same coins.
+    ///
+    /// Only confirmed coins are used, so a replacement never brings in an
+    /// unconfirmed input (BIP125 rule 2).
     ///
     /// # Errors
     ///
@@ -48,10 +52,33 @@ impl OnchainWallet {
         external: &[ExternalInput],
         outputs: &[TxOut],
         lock_time: LockTime,
-        avoid: &[OutPoint],
+        replaces: Option<(&Transaction, u64)>,
+        fee: impl Fn(u64) -> u64,
+    ) -> Result<Transaction, WalletError> {
+        let result = self.fund_external_inner(external, outputs, lock_time, replaces, fee);
+        if let (Err(_), Some((previous, now))) = (&result, replaces) {
+            // Still the one waiting in mempools: its coins stay spent.
+            self.record_unconfirmed(previous, now + 1);
+        }
+        result
+    }
+
+    fn fund_external_inner(
+        &self,
+        external: &[ExternalInput],
+        outputs: &[TxOut],
+        lock_time: LockTime,
+        replaces: Option<(&Transaction, u64)>,
         fee: impl Fn(u64) -> u64,
     ) -> Result<Transaction, WalletError> {
         let mut inner = self.lock();
+        let mut avoid = Vec::new();
+        if let Some((previous, now)) = replaces {
+            let txid = previous.compute_txid();
+            inner.wallet.apply_evicted_txs([(txid, now)]);
+            avoid = (0..previous.output.len() as u32).map(|vout| OutPoint { txid, vout }).collect();
+        }
+        let avoid = &avoid[..];
         let external_weight: u64 = external.iter().map(|e| e.satisfaction_weight).sum();
         // First at a plain feerate to learn the shape, then at the exact fee
         // its weight requires (again if the coins chosen changed the
@@ -95,7 +122,12 @@ impl OnchainWallet {
     ) -> Result<Transaction, WalletError> {
         let change = inner.wallet.peek_address(bdk_wallet::KeychainKind::Internal, 0).script_pubkey();
         let mut builder = inner.wallet.build_tx();
-        builder.ordering(TxOrdering::Untouched).nlocktime(lock_time).version(2).only_witness_utxo();
+        builder
+            .ordering(TxOrdering::Untouched)
+            .nlocktime(lock_time)
+            .version(2)
+            .only_witness_utxo()
+            .exclude_unconfirmed();
         for outpoint in avoid {
             builder.add_unspendable(*outpoint);
         }

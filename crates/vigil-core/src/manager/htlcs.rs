@@ -520,13 +520,18 @@ impl ChannelManager {
         let HtlcSource::Forwarded { incoming_channel_id, incoming_htlc_id, .. } = source else { return };
         let event = (out_channel, id);
         // The upstream channel closed: its HTLC is the upstream peer's to
-        // time out on chain, and nothing of ours depends on it any more.
-        let live = self.channels.get(&incoming_channel_id).filter(|c| c.phase() == &Phase::Funded);
-        let Some(channel) = live else {
+        // time out on chain, and nothing of ours depends on it any more,
+        // once the close is durable (before that, a crash brings the
+        // channel back with the HTLC to fail).
+        let Some(channel) = self.channels.get(&incoming_channel_id) else {
             self.chain_monitor.ack(&out_channel, &[id]);
             self.dirty = true;
             return;
         };
+        if channel.phase() != &Phase::Funded {
+            self.wait(incoming_channel_id, Then::Ack(event, None), true);
+            return;
+        }
         let Some(entry) = channel.snapshot().ledger.htlc(false, incoming_htlc_id) else {
             self.chain_monitor.ack(&out_channel, &[id]);
             self.dirty = true;

@@ -861,7 +861,7 @@ impl ChannelManager {
         // durable.
         let closing = self.chain_monitor.monitor(&channel_id).is_some_and(|m| {
             m.should_broadcast_holder_commitment()
-                && !m.onchain_settled()
+                && !m.funding_spent()
                 && self.chain_monitor.durable_update_id(&channel_id) >= Some(m.latest_update_id())
         });
         if closing {

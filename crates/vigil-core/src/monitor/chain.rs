@@ -177,7 +177,16 @@ impl ChannelMonitor {
         let txid = tx.compute_txid();
         self.funding_spend = Some(FundingSpend { txid, height, tx: Some(tx.clone()) });
         self.mark_closed(ClosedBy::FundingSpent { txid });
+        // A spend by a commitment we do not know (we lost state, or it is a
+        // future one) means ours may be revoked: never broadcast it.
+        if self.commitment_htlcs(txid).is_none()
+            && !self.revoked.iter().any(|r| r.txid == txid)
+            && self.closing_tx.as_ref().is_none_or(|c| c.compute_txid() != txid)
+        {
+            self.stale = true;
+        }
         self.reconcile_onchain();
+        self.finalize_onchain();
     }
 
     /// Decides, for every HTLC we offered that is pending while a funding
@@ -188,6 +197,9 @@ impl ChannelMonitor {
     /// revealed) or fails it after the spend's confirmations. Called when
     /// the spend is seen and after every update, since an update can still
     /// bring an HTLC the monitor did not track when the spend confirmed.
+    /// Failures are only started here; they are emitted by blocks
+    /// (`finalize_onchain`), whose height is part of what a replay sees,
+    /// so that a replayed update makes exactly the events it made first.
     pub(super) fn reconcile_onchain(&mut self) {
         let Some(spend) = self.funding_spend.clone() else { return };
         let htlcs = self.commitment_htlcs(spend.txid).unwrap_or_default();
@@ -219,7 +231,6 @@ impl ChannelMonitor {
                 None => self.push_onchain(id, spender.height),
             }
         }
-        self.finalize_onchain();
     }
 
     /// Starts the anti-reorg wait of an HTLC's on-chain failure, once.

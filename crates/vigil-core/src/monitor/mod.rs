@@ -266,9 +266,14 @@ impl ChannelMonitor {
     }
 
     /// Whether the latest holder commitment should be broadcast (a
-    /// force-close or a failed channel).
+    /// force-close or a failed channel, and our state is not stale).
     pub fn should_broadcast_holder_commitment(&self) -> bool {
-        self.broadcast_holder
+        self.broadcast_holder && !self.stale
+    }
+
+    /// Whether the funding output is spent (as far as the chain says).
+    pub fn funding_spent(&self) -> bool {
+        self.funding_spend.is_some()
     }
 
     /// The agreed cooperative closing transaction, if any.

@@ -170,7 +170,7 @@ impl ChannelMonitor {
                 tx: tx.clone(),
             });
         }
-        if self.broadcast_holder && self.funding_spend.is_none() {
+        if self.broadcast_holder && !self.stale && self.funding_spend.is_none() {
             if let Some(tx) = self.signed_holder_commitment(signer, &secp) {
                 let outpoint = tx.input[0].previous_output;
                 if anchors {
