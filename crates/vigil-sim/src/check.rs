@@ -106,11 +106,19 @@ fn payments_resolve_once(world: &World, v: &mut Vec<String>) {
     }
 }
 
-/// No HTLC is left on an open channel, and every monitor event and
-/// deferred claim is acknowledged.
+/// No HTLC is left on an open channel, none we offered is left undecided
+/// on a closed one, and every monitor event and deferred claim is
+/// acknowledged.
 fn nothing_left(world: &World, v: &mut Vec<String>) {
     for (i, node) in world.nodes.iter().enumerate() {
         for m in node.manager.chain_monitor().monitors() {
+            if m.is_closed() && m.pending_outbound().next().is_some() {
+                v.push(format!(
+                    "node {i}: HTLCs we offered left undecided on closed {}: {:?}",
+                    m.channel_id(),
+                    m.pending_outbound().map(|h| h.id).collect::<Vec<_>>()
+                ));
+            }
             if !m.is_closed() && !m.channel_snapshot().ledger.htlcs.is_empty() {
                 v.push(format!(
                     "node {i}: HTLCs left on {}: {}",
