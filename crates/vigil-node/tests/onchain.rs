@@ -512,3 +512,60 @@ async fn a_claim_the_payer_never_takes_is_enforced_on_chain_at_the_deadline() {
     )
     .await;
 }
+
+/// An anchors HTLC claim on a busy network (the miner leaves out anything
+/// under 3 sat/vB): the wallet-funded transaction is replaced by better
+/// paying ones, block after block, until one is mined; everything still
+/// adds up to the satoshi.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchors_claim_is_replaced_with_higher_fees_until_it_confirms() {
+    let mut config = vigil_core::manager::ManagerConfig::default();
+    config.channel.to_self_delay = 400;
+    let mut net = Net::with_config(2, config).await;
+    net.connect(0, 1).await;
+    net.open_with(0, 1, 1_000_000, true).await;
+    let channel = channel_with(&net, 0, 1);
+    let given = net.fund_wallet(0, 200_000).await;
+    let (timeout, _) = pay_and_hold(&mut net, 0, 1, 100_000, 12).await;
+    let (funding, capacity) = funding_of(&net, 0, channel);
+    let closed_from = net.chain.height() + 1;
+    net.node(0).with_manager(|m| m.force_close_channel(channel)).expect("force-close");
+    net.mine(1).await;
+    net.chain.set_min_block_feerate(3_000);
+    let mut claim: Option<OutPoint> = None;
+    let mut versions: Vec<bitcoin::Txid> = Vec::new();
+    for _ in 0..300 {
+        net.chain.mine(1, &net.miner.address()).expect("mine");
+        net.step();
+        if claim.is_none() {
+            claim = net.node(0).with_manager(|m| m.fee_needs().first().map(|(_, n)| n.outpoint));
+        }
+        let Some(outpoint) = claim else { continue };
+        for tx in net.chain.mempool().expect("mempool") {
+            let txid = tx.compute_txid();
+            if tx.input.iter().any(|i| i.previous_output == outpoint) && !versions.contains(&txid) {
+                versions.push(txid);
+            }
+        }
+        if net.chain.utxo(&outpoint, false).expect("chain").is_none() {
+            break;
+        }
+    }
+    let outpoint = claim.expect("the HTLC-timeout needed the wallet");
+    assert!(net.chain.utxo(&outpoint, false).expect("chain").is_none(), "the claim confirmed");
+    assert!(versions.len() >= 2, "the first version was replaced: {versions:?}");
+    let mined =
+        versions.iter().find(|t| matches!(net.chain.transaction(t), Ok(Some(info)) if info.block.is_some()));
+    assert_eq!(mined, versions.last(), "the last, best paying version is the one mined");
+    net.chain.set_min_block_feerate(0);
+    mine_until_event(
+        &mut net,
+        0,
+        20,
+        |e| matches!(e, Event::PaymentFailed { payment_id, .. } if *payment_id == timeout),
+    )
+    .await;
+    mine_until_swept(&mut net, 500).await;
+    let tree = closing_tree(&net, funding, capacity, closed_from);
+    assert_wallets_add_up(&net, &tree, capacity, given, &[0, 1]);
+}

@@ -62,7 +62,7 @@ pub(super) fn load(store: &dyn KvStore) -> Result<(Inner, Vec<Txid>), OpenError>
     }
     remember_stale_blocks(&mut state, &blocks);
     let (pool, dropped) = load_mempool(store, &state)?;
-    Ok((Inner { state, pool, fee_rate }, dropped))
+    Ok((Inner { state, pool, fee_rate, min_block_feerate: 0 }, dropped))
 }
 
 fn connect_active_chain(

@@ -124,6 +124,9 @@ pub(crate) struct Inner {
     pub state: ChainState,
     pub pool: Mempool,
     pub fee_rate: FeeRate,
+    /// The lowest feerate (sat per 1000 vbytes) a transaction needs to be
+    /// mined (0: every valid one is); not stored.
+    pub min_block_feerate: u64,
 }
 
 /// The embedded regtest chain. Cheap to share behind an [`Arc`]; every method
@@ -314,8 +317,17 @@ impl RegtestChain {
         results
     }
 
+    /// From now on, blocks mined by [`RegtestChain::mine`] leave out
+    /// mempool transactions paying less than `sat_per_kvb` (and their
+    /// descendants), as a busy network would: fee-bump tests use it. Not
+    /// stored; 0 (the default) mines every valid transaction.
+    pub fn set_min_block_feerate(&self, sat_per_kvb: u64) {
+        self.lock().min_block_feerate = sat_per_kvb;
+    }
+
     /// Mines `n` blocks paying to `to`, each taking what fits from the
-    /// mempool. Returns their hashes.
+    /// mempool (see [`RegtestChain::set_min_block_feerate`]). Returns their
+    /// hashes.
     ///
     /// # Errors
     ///
@@ -337,10 +349,12 @@ impl RegtestChain {
             let mut fees = Amount::ZERO;
             let mut weight = 4_000u64; // room for the coinbase
             let mut skipped = HashSet::new();
+            let min_feerate = inner.min_block_feerate;
             for entry in inner.pool.iter() {
                 let tx_weight = entry.tx.weight().to_wu();
                 let orphaned = entry.tx.input.iter().any(|i| skipped.contains(&i.previous_output.txid));
-                if orphaned || weight + tx_weight > MAX_BLOCK_WEIGHT {
+                let cheap = entry.fee.to_sat() * 1000 < min_feerate * entry.tx.vsize() as u64;
+                if orphaned || cheap || weight + tx_weight > MAX_BLOCK_WEIGHT {
                     skipped.insert(entry.txid);
                     continue;
                 }
