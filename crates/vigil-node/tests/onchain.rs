@@ -422,20 +422,26 @@ async fn a_revoked_commitment_is_punished_across_a_restart() {
     );
 }
 
-/// An anchors channel force-closed with an HTLC of ours that times out:
-/// the zero-fee HTLC-timeout transaction needs the wallet's coins. With an
-/// empty wallet the node says so and keeps trying at every block; once the
-/// wallet is funded the claim goes through and everything adds up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anchors_claims_wait_for_wallet_funds_then_go_through() {
-    // A long CSV delay keeps node 0's own balance out of its wallet until
-    // well after the HTLC expires: the wallet is empty when it must pay.
+/// Two nodes with an anchors channel from node 0, whose own balance a long
+/// CSV delay (400 blocks) keeps out of its wallet until well after any HTLC
+/// expires: what the wallet holds is only what a test gives it.
+async fn anchors_pair() -> (Net, ChannelId) {
     let mut config = vigil_core::manager::ManagerConfig::default();
     config.channel.to_self_delay = 400;
     let mut net = Net::with_config(2, config).await;
     net.connect(0, 1).await;
     net.open_with(0, 1, 1_000_000, true).await;
     let channel = channel_with(&net, 0, 1);
+    (net, channel)
+}
+
+/// An anchors channel force-closed with an HTLC of ours that times out:
+/// the zero-fee HTLC-timeout transaction needs the wallet's coins. With an
+/// empty wallet the node says so and keeps trying at every block; once the
+/// wallet is funded the claim goes through and everything adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchors_claims_wait_for_wallet_funds_then_go_through() {
+    let (mut net, channel) = anchors_pair().await;
     let (timeout, _) = pay_and_hold(&mut net, 0, 1, 100_000, 9).await;
     let (funding, capacity) = funding_of(&net, 0, channel);
     let closed_from = net.chain.height() + 1;
@@ -519,12 +525,7 @@ async fn a_claim_the_payer_never_takes_is_enforced_on_chain_at_the_deadline() {
 /// adds up to the satoshi.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anchors_claim_is_replaced_with_higher_fees_until_it_confirms() {
-    let mut config = vigil_core::manager::ManagerConfig::default();
-    config.channel.to_self_delay = 400;
-    let mut net = Net::with_config(2, config).await;
-    net.connect(0, 1).await;
-    net.open_with(0, 1, 1_000_000, true).await;
-    let channel = channel_with(&net, 0, 1);
+    let (mut net, channel) = anchors_pair().await;
     let given = net.fund_wallet(0, 200_000).await;
     let (timeout, _) = pay_and_hold(&mut net, 0, 1, 100_000, 12).await;
     let (funding, capacity) = funding_of(&net, 0, channel);
