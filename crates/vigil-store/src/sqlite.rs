@@ -176,13 +176,25 @@ fn check_file_header(path: &Path) -> Result<(), StoreError> {
     // the change counter (SQLite file format, section 1.3.7), and only when
     // no write-ahead log remains: a checkpoint cut short writes page 1 before
     // the pages that extend the file, and SQLite finishes it from the log.
-    let wal_pending = std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > 0);
+    let wal_pending = wal_has_frames(&wal_path(path));
     if change_counter == version_valid_for && pages > 0 && len < pages * page_size && !wal_pending {
         return Err(corrupt(format!(
             "truncated: the file has {len} bytes but its header records {pages} pages of {page_size} bytes"
         )));
     }
     Ok(())
+}
+
+/// Whether `wal` is a write-ahead log with at least one frame: its magic
+/// (SQLite file format, section 4.1) and more than its 32-byte header.
+fn wal_has_frames(wal: &Path) -> bool {
+    let Ok(mut file) = File::open(wal) else { return false };
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() {
+        return false;
+    }
+    let is_wal = matches!(u32::from_be_bytes(magic), 0x377f_0682 | 0x377f_0683);
+    is_wal && file.metadata().is_ok_and(|m| m.len() > 32)
 }
 
 fn integrity_check(path: &Path, conn: &Connection) -> Result<(), StoreError> {

@@ -160,3 +160,15 @@ fn sqlite_opens_a_checkpoint_cut_short_from_its_log() {
     assert_eq!(store.read("more", "k0059").expect("read"), Some(vec![7u8; 2000]));
     assert_eq!(store.read("ns", "k0000").expect("read"), Some(vec![0u8; 2000]));
 }
+
+/// A truncated file is still refused when a file that is no write-ahead log
+/// lies beside it.
+#[test]
+fn sqlite_refuses_a_truncated_file_beside_a_junk_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = valid_store_file(dir.path());
+    let bytes = fs::read(&path).expect("read");
+    fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    fs::write(dir.path().join("store.sqlite-wal"), vec![0xab; 4096]).expect("write");
+    assert_corrupt_and_untouched(&path, "truncated");
+}

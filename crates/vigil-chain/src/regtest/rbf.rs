@@ -44,8 +44,8 @@ pub enum ReplacementRefusal {
         /// How many transactions it would evict.
         evicted: usize,
     },
-    /// It spends an unconfirmed output that none of the transactions it
-    /// replaces spent (BIP125 rule 2).
+    /// It spends an output of an unconfirmed transaction none of the
+    /// transactions it replaces spent from (BIP125 rule 2).
     #[error("it spends unconfirmed output {0}, which the transactions it replaces did not")]
     AddsUnconfirmedInput(bitcoin::OutPoint),
     /// It would evict too many transactions.
@@ -84,13 +84,14 @@ pub(crate) fn check_replacement(
     conflicts: &BTreeSet<Txid>,
     evicted: &[Txid],
 ) -> Result<(), ReplacementRefusal> {
-    // Rule 2: no unconfirmed input the replaced transactions did not have.
+    // Rule 2: no unconfirmed parent the replaced transactions did not have
+    // (Bitcoin Core compares the parents' txids).
     for input in &tx.input {
         let unconfirmed = pool.contains(&input.previous_output.txid);
         let replaced_had_it = conflicts
             .iter()
             .filter_map(|t| pool.get(t))
-            .any(|e| e.tx.input.iter().any(|i| i.previous_output == input.previous_output));
+            .any(|e| e.tx.input.iter().any(|i| i.previous_output.txid == input.previous_output.txid));
         if unconfirmed && !replaced_had_it {
             return Err(ReplacementRefusal::AddsUnconfirmedInput(input.previous_output));
         }
