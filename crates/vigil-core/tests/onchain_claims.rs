@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid};
 use common::{OpenOptions, Pair, Who};
 use lightning::sign::InMemorySigner;
 use lightning::types::payment::PaymentPreimage;
@@ -74,27 +74,9 @@ impl Enforcer {
     /// signs its input last.
     fn fund(&mut self, need: &FeeNeed) -> Transaction {
         let coin = self.coins.pop().expect("the test wallet has coins");
-        let mut tx = Transaction {
-            version: bitcoin::transaction::Version::TWO,
-            lock_time: need.lock_time,
-            input: vec![
-                TxIn { previous_output: need.outpoint, sequence: need.sequence, ..TxIn::default() },
-                TxIn {
-                    previous_output: coin.outpoint,
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    ..TxIn::default()
-                },
-            ],
-            output: need.outputs.clone(),
-        };
-        tx.output.push(TxOut { value: coin.txout.value, script_pubkey: self.change.clone() });
-        // Weight with both witnesses at their largest.
-        let weight = tx.weight().to_wu() + 2 + need.satisfaction_weight + P2WPKH_WITNESS_WEIGHT;
-        let fee = need.required_fee(weight);
-        let change = tx.output.last_mut().expect("the change output");
-        change.value = coin.txout.value + need.txout.value
-            - Amount::from_sat(fee)
-            - need.outputs.iter().map(|o| o.value).sum::<Amount>();
+        let mut tx = need
+            .funded_by_one_coin(coin.outpoint, coin.txout.value, self.change.clone(), P2WPKH_WITNESS_WEIGHT)
+            .expect("a test coin pays any claim's fee");
         let funder = TestKey::new(42);
         sign_p2wpkh(&mut tx, 1, &funder, coin.txout.value);
         self.monitor.sign_fee_input(&self.signer, need, &mut tx, 0).expect("the monitor signs its input");

@@ -304,16 +304,20 @@ impl Node {
     /// [`NodeError::Chain`] or [`NodeError::Store`].
     pub fn sync_chain(&self) -> Result<(), NodeError> {
         let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
-        // Claims start at the chain's estimate for confirmation within six
-        // blocks (none yet on a fresh chain: the configured one stays).
-        if let Ok(rate) = self.chain.fee_rate(6) {
-            let per_kw = u32::try_from(rate.to_sat_per_kwu()).unwrap_or(u32::MAX);
-            self.with_manager(|m| m.set_claim_feerate(per_kw));
-        }
         let mut followed = false;
         loop {
             let event = follower.poll(&*self.chain).map_err(|e| NodeError::Chain(e.to_string()))?;
             let Some(event) = event else { break };
+            if !followed {
+                // The chain moved: claims start at its estimate for
+                // confirmation within six blocks (none yet on a fresh chain:
+                // the configured one stays). Asked once per move, not at
+                // every poll.
+                if let Ok(rate) = self.chain.fee_rate(6) {
+                    let per_kw = u32::try_from(rate.to_sat_per_kwu()).unwrap_or(u32::MAX);
+                    self.with_manager(|m| m.set_claim_feerate(per_kw));
+                }
+            }
             followed = true;
             self.with_manager(|m| match &event {
                 ChainEvent::Connected { height, block } => m.block_connected(*height, &block.txdata),

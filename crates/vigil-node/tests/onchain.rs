@@ -210,6 +210,19 @@ fn funding_of(net: &Net, i: usize, channel_id: ChannelId) -> (OutPoint, u64) {
     })
 }
 
+/// Two nodes with a channel from node 0 of which node 1 holds 300,000 sat
+/// (paid over it), so that both can pay.
+async fn pair_with_balances() -> (Net, ChannelId) {
+    let mut net = Net::new(2).await;
+    net.connect(0, 1).await;
+    net.open(0, 1, 1_000_000).await;
+    let channel = channel_with(&net, 0, 1);
+    let (_, p) = pay_and_hold(&mut net, 0, 1, 300_000, 1).await;
+    net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
+    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    (net, channel)
+}
+
 /// A force-close by user command with HTLCs both ways: one claimed after
 /// the close by each side (on chain, with the preimage), one timed out,
 /// one dust. Every payment resolves, and the two wallets plus the fees add
@@ -226,14 +239,7 @@ async fn force_close_by_the_fundee_with_htlcs_both_ways_adds_up() {
 }
 
 async fn force_close_with_htlcs_both_ways_adds_up(closer: usize) {
-    let mut net = Net::new(2).await;
-    net.connect(0, 1).await;
-    net.open(0, 1, 1_000_000).await;
-    let channel = channel_with(&net, 0, 1);
-    // Give node 1 a balance to pay with.
-    let (_, p) = pay_and_hold(&mut net, 0, 1, 300_000, 1).await;
-    net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
-    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    let (mut net, channel) = pair_with_balances().await;
     let (to_1, p_to_1) = pay_and_hold(&mut net, 0, 1, 50_000, 2).await;
     let (to_0, p_to_0) = pay_and_hold(&mut net, 1, 0, 40_000, 3).await;
     let (timeout, _) = pay_and_hold(&mut net, 0, 1, 30_000, 4).await;
@@ -371,13 +377,7 @@ async fn downstream_timed_out_on_chain_fails_upstream_after_a_restart() {
 /// wallet gets nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_commitment_is_punished_across_a_restart() {
-    let mut net = Net::new(2).await;
-    net.connect(0, 1).await;
-    net.open(0, 1, 1_000_000).await;
-    let channel = channel_with(&net, 0, 1);
-    let (_, p) = pay_and_hold(&mut net, 0, 1, 300_000, 1).await;
-    net.node(1).with_manager(|m| m.claim_funds(p)).expect("claim");
-    net.wait(0, true, |e| matches!(e, Event::PaymentSent { .. })).await;
+    let (mut net, channel) = pair_with_balances().await;
     // A payment is pending when node 1's backup is taken: the revoked
     // commitment will have its HTLC output.
     let (_, pending) = pay_and_hold(&mut net, 0, 1, 100_000, 2).await;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut};
+use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut};
 use lightning::ln::types::ChannelId;
 use vigil_chain::testkit::{coin_of, sign_p2wpkh, Coin, TestKey};
 use vigil_chain::ChainSource;
@@ -86,25 +86,13 @@ impl World {
                     continue;
                 }
                 let Some(coin) = self.fee_coins[i].pop() else { continue };
-                let mut tx = Transaction {
-                    version: bitcoin::transaction::Version::TWO,
-                    lock_time: need.lock_time,
-                    input: vec![
-                        TxIn { previous_output: need.outpoint, sequence: need.sequence, ..TxIn::default() },
-                        TxIn {
-                            previous_output: coin.outpoint,
-                            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                            ..TxIn::default()
-                        },
-                    ],
-                    output: need.outputs.clone(),
+                let change = coin_key(i).p2wpkh();
+                let funded =
+                    need.funded_by_one_coin(coin.outpoint, coin.txout.value, change, P2WPKH_WITNESS_WEIGHT);
+                let Some(mut tx) = funded else {
+                    self.fee_coins[i].push(coin);
+                    continue;
                 };
-                tx.output.push(TxOut { value: coin.txout.value, script_pubkey: coin_key(i).p2wpkh() });
-                let weight = tx.weight().to_wu() + 2 + need.satisfaction_weight + P2WPKH_WITNESS_WEIGHT;
-                let fee = Amount::from_sat(need.required_fee(weight));
-                let paid_out: Amount = need.outputs.iter().map(|o| o.value).sum();
-                let change = tx.output.last_mut().expect("the change output");
-                change.value = coin.txout.value + need.txout.value - fee - paid_out;
                 sign_p2wpkh(&mut tx, 1, &coin_key(i), coin.txout.value);
                 let signed = self.nodes[i].manager.sign_fee_input(&channel_id, &need, &mut tx, 0);
                 if signed.is_ok() && self.chain.submit_transaction(&tx).is_ok() {

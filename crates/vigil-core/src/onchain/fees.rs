@@ -17,7 +17,7 @@
 
 use bitcoin::absolute::LockTime;
 use bitcoin::secp256k1::{All, Secp256k1};
-use bitcoin::{OutPoint, Sequence, Transaction, TxOut, Witness};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 use lightning::ln::chan_utils::{
     build_keyed_anchor_input_witness, get_keyed_anchor_redeemscript, ANCHOR_INPUT_WITNESS_WEIGHT,
     HTLC_SUCCESS_INPUT_KEYED_ANCHOR_WITNESS_WEIGHT, HTLC_TIMEOUT_INPUT_KEYED_ANCHOR_WITNESS_WEIGHT,
@@ -71,6 +71,38 @@ pub struct FeeNeed {
 }
 
 impl FeeNeed {
+    /// This need's transaction funded by one coin (`coin`, worth
+    /// `coin_value`, whose witness weighs at most `coin_witness_weight`):
+    /// the need's input and outputs first, the coin second, and its change
+    /// to `change` last, at the fee [`FeeNeed::required_fee`] asks for the
+    /// transaction with both witnesses at their largest. Unsigned; `None` if
+    /// the coin cannot pay that fee.
+    pub fn funded_by_one_coin(
+        &self,
+        coin: OutPoint,
+        coin_value: Amount,
+        change: ScriptBuf,
+        coin_witness_weight: u64,
+    ) -> Option<Transaction> {
+        let mut tx = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: self.lock_time,
+            input: vec![
+                TxIn { previous_output: self.outpoint, sequence: self.sequence, ..TxIn::default() },
+                TxIn { previous_output: coin, sequence: Sequence::ENABLE_RBF_NO_LOCKTIME, ..TxIn::default() },
+            ],
+            output: self.outputs.clone(),
+        };
+        tx.output.push(TxOut { value: coin_value, script_pubkey: change });
+        // Two bytes of segwit marker and flag, then both witnesses.
+        let weight = tx.weight().to_wu() + 2 + self.satisfaction_weight + coin_witness_weight;
+        let paid_out: Amount = self.outputs.iter().map(|o| o.value).sum();
+        let left = (coin_value + self.txout.value)
+            .checked_sub(paid_out + Amount::from_sat(self.required_fee(weight)))?;
+        tx.output.last_mut().expect("the change output was just pushed").value = left;
+        Some(tx)
+    }
+
     /// The fee the funded transaction must pay, given its final `weight`:
     /// the target for it (and its parent), and never less than the minimum
     /// relay fee for its own size.
