@@ -86,19 +86,32 @@ impl From<vigil_store::StoreError> for NodeError {
     }
 }
 
-/// A running node.
+/// A node: its manager, peers, chain and wallet.
+///
+/// Made by [`crate::Builder`] (or [`Node::open`] for a node driven by hand);
+/// [`Node::start`] runs its background work and [`Node::stop`] ends it.
 pub struct Node {
     runtime: Arc<Mutex<Runtime>>,
     peer_manager: Arc<VigilPeerManager>,
     pub(crate) chain: Arc<dyn ChainSource + Send + Sync>,
     pub(crate) wallet: Arc<OnchainWallet>,
     pub(crate) bumper: Mutex<crate::bump::Bumper>,
-    store: Arc<dyn KvStore + Send + Sync>,
+    pub(crate) store: Arc<dyn KvStore + Send + Sync>,
     follower: Mutex<ChainFollower>,
     /// The position `node/best_block` holds.
     recorded_position: Mutex<Option<BlockRef>>,
     node_id: PublicKey,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub(crate) network: bitcoin::Network,
+    /// Whether the node funds its channel opens and claims payments to us
+    /// itself (see [`crate::Builder`]); a node made with [`Node::open`]
+    /// leaves both to its user.
+    pub(crate) autopilot: bool,
+    /// Events taken from the manager and not yet given to the user.
+    pub(crate) user_events: Mutex<std::collections::VecDeque<(EventId, Event)>>,
+    pub(crate) event_notify: tokio::sync::Notify,
+    pub(crate) service: Mutex<crate::service::Service>,
+    pub(crate) extras: crate::builder::Extras,
 }
 
 impl std::fmt::Debug for Node {
@@ -138,11 +151,22 @@ impl Node {
     ///
     /// [`NodeError`] when the store or chain fails or holds something
     /// unreadable.
-    pub fn start(
+    pub fn open(
+        seed: [u8; 32],
+        config: ManagerConfig,
+        store: Arc<dyn KvStore + Send + Sync>,
+        chain: Arc<dyn ChainSource + Send + Sync>,
+    ) -> Result<Self, NodeError> {
+        Self::open_with(seed, config, store, chain, crate::builder::Extras::default(), false)
+    }
+
+    pub(crate) fn open_with(
         seed: [u8; 32],
         mut config: ManagerConfig,
         store: Arc<dyn KvStore + Send + Sync>,
         chain: Arc<dyn ChainSource + Send + Sync>,
+        extras: crate::builder::Extras,
+        autopilot: bool,
     ) -> Result<Self, NodeError> {
         let t = now();
         let wallet_store: Arc<dyn KvStore> = store.clone();
@@ -206,6 +230,12 @@ impl Node {
             recorded_position: Mutex::new(recorded),
             node_id,
             listener: Mutex::new(None),
+            network: config.network,
+            autopilot,
+            user_events: Mutex::new(std::collections::VecDeque::new()),
+            event_notify: tokio::sync::Notify::new(),
+            service: Mutex::new(crate::service::Service::default()),
+            extras,
         };
         node.runtime().drive();
         Ok(node)
@@ -216,7 +246,7 @@ impl Node {
         self.node_id
     }
 
-    fn runtime(&self) -> MutexGuard<'_, Runtime> {
+    pub(crate) fn runtime(&self) -> MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -281,14 +311,21 @@ impl Node {
         Ok(())
     }
 
-    /// Stops the node: no more connections are accepted and every peer is
-    /// disconnected. Nothing needs flushing: every write was made before
-    /// the call that asked for it returned.
+    /// Stops the node: its background work ends, no more connections are
+    /// accepted, every peer is disconnected, and the node writes nothing
+    /// more (work still in flight is dropped, as in a crash); then the data
+    /// directory is released for another node. Nothing needs flushing:
+    /// every write was made before the call that asked for it returned.
     pub fn stop(&self) {
+        crate::service::stop(self);
         if let Some(task) = self.listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
             task.abort();
         }
         self.peer_manager.disconnect_all_peers();
+        // Taking the runtime waits for any call in progress; once stopped
+        // it carries out nothing more.
+        self.runtime().stopped = true;
+        self.extras.dir.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Whether `node_id` is connected (its `init` was exchanged).
@@ -329,7 +366,11 @@ impl Node {
         // Written when it differs from what the store holds, and only once
         // everything the blocks taught the monitors is durable.
         let mut recorded = self.recorded_position.lock().unwrap_or_else(|e| e.into_inner());
-        if *recorded != Some(follower.position()) && !self.runtime().has_failed_writes() {
+        let settled = {
+            let rt = self.runtime();
+            !rt.has_failed_writes() && !rt.stopped
+        };
+        if *recorded != Some(follower.position()) && settled {
             self.store.write(NODE_NAMESPACE, "best_block", &encode_block(&follower.position()))?;
             *recorded = Some(follower.position());
         }
@@ -363,9 +404,12 @@ impl Node {
         self.with_manager(|_| ());
     }
 
-    /// The next user event, until handled.
+    /// The next user event not given out yet in this run. It stays
+    /// unhandled (and comes back after a restart) until
+    /// [`Node::event_handled`].
     pub fn next_event(&self) -> Option<(EventId, Event)> {
-        self.runtime().manager.next_event()
+        self.pump_events();
+        self.user_events.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
     }
 
     /// Handles an event: its acknowledgement is written before this
@@ -373,6 +417,7 @@ impl Node {
     /// retried and the event may be delivered again after a restart (see
     /// [`Node::last_error`]).
     pub fn event_handled(&self, id: EventId) -> bool {
+        self.user_events.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _)| *e != id);
         self.with_manager(|m| m.event_handled(id))
     }
 }

@@ -2,13 +2,16 @@
 //! manager asks for (writes to the store, broadcasts, messages to peers)
 //! and reports back, so the core never touches IO itself.
 //!
-//! Writes are made synchronously here: each `PersistRequest` is one atomic
-//! store batch, reported complete as soon as the store returns. A write that
+//! Writes are made synchronously here: everything the manager asks to write
+//! in one round (monitor updates of any number of channels, payment records)
+//! goes to the store as one atomic batch, so one `fsync` covers them all
+//! (group commit), and each is reported complete once the batch returns. A write that
 //! fails is kept and tried again at the next drive; nothing that depends on
 //! it leaves the node meanwhile (I1).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::msgs::{CommitmentUpdate, ErrorAction, MessageSendEvent};
@@ -32,6 +35,40 @@ pub struct Runtime {
     failed_records: VecDeque<RecordWrite>,
     /// The last store or broadcast error, for the operator.
     pub last_error: Option<String>,
+    /// What the store was asked to do, and how long it took.
+    pub stats: PersistStats,
+    /// Set when the node stops: nothing more is written or sent.
+    pub stopped: bool,
+}
+
+/// Counters of the runtime's writes (for metrics and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PersistStats {
+    /// Atomic batches written: one transaction and one `fsync` each.
+    pub batches: u64,
+    /// Monitor updates (persist requests) made durable.
+    pub monitor_writes: u64,
+    /// Payment records made durable.
+    pub record_writes: u64,
+    /// Value bytes written.
+    pub bytes: u64,
+    /// Batches the store refused (retried later).
+    pub failures: u64,
+    /// Total time spent in the store's batch writes.
+    pub latency_total: Duration,
+    /// The longest batch write.
+    pub latency_max: Duration,
+}
+
+impl PersistStats {
+    fn record(&mut self, took: Duration, monitor_writes: usize, record_writes: usize, bytes: usize) {
+        self.batches += 1;
+        self.monitor_writes += monitor_writes as u64;
+        self.record_writes += record_writes as u64;
+        self.bytes += bytes as u64;
+        self.latency_total += took;
+        self.latency_max = self.latency_max.max(took);
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -55,48 +92,57 @@ impl Runtime {
             failed_persists: VecDeque::new(),
             failed_records: VecDeque::new(),
             last_error: None,
+            stats: PersistStats::default(),
+            stopped: false,
         }
     }
 
-    fn persist(&mut self, request: PersistRequest) {
+    /// Writes `requests` and `records`, behind any earlier writes the
+    /// store refused, as one atomic batch: one transaction, one `fsync`
+    /// (group commit). Completions are reported only once the batch is
+    /// durable; if the store refuses it, everything in it waits for the next
+    /// drive, still in order.
+    fn commit(&mut self, requests: Vec<PersistRequest>, records: Vec<RecordWrite>) {
+        if requests.is_empty() && records.is_empty() && !self.has_failed_writes() {
+            return;
+        }
+        let mut all_requests: Vec<PersistRequest> = self.failed_persists.drain(..).collect();
+        all_requests.extend(requests);
+        let mut all_records: Vec<RecordWrite> = self.failed_records.drain(..).collect();
+        all_records.extend(records);
         let mut batch = Batch::new();
-        for op in &request.ops {
+        let mut bytes = 0;
+        for op in all_requests.iter().flat_map(|r| &r.ops) {
             match op {
-                StoreOp::Write { namespace, key, value } => batch.write(namespace, key, value.clone()),
+                StoreOp::Write { namespace, key, value } => {
+                    bytes += value.len();
+                    batch.write(namespace, key, value.clone())
+                }
                 StoreOp::Remove { namespace, key } => batch.remove(namespace, key),
             };
         }
+        for write in &all_records {
+            bytes += write.value.len();
+            batch.write(write.namespace, &write.key, write.value.clone());
+        }
+        let started = Instant::now();
         match self.store.write_batch(&batch) {
             Ok(()) => {
-                if let Err(e) = self.manager.persist_completed(request.channel_id, request.seq) {
-                    self.last_error = Some(format!("persistence completion refused: {e}"));
+                self.stats.record(started.elapsed(), all_requests.len(), all_records.len(), bytes);
+                for request in all_requests {
+                    if let Err(e) = self.manager.persist_completed(request.channel_id, request.seq) {
+                        self.last_error = Some(format!("persistence completion refused: {e}"));
+                    }
+                }
+                for write in all_records {
+                    self.manager.record_persisted(write.payment_id);
                 }
             }
             Err(e) => {
-                self.last_error = Some(format!("monitor write failed (will retry): {e}"));
-                self.failed_persists.push_back(request);
-            }
-        }
-    }
-
-    fn persist_in_order(&mut self, request: PersistRequest) {
-        if self.failed_persists.is_empty() {
-            self.persist(request);
-        } else {
-            self.failed_persists.push_back(request);
-        }
-    }
-
-    fn write_record(&mut self, write: RecordWrite) -> bool {
-        match self.store.write(write.namespace, &write.key, &write.value) {
-            Ok(()) => {
-                self.manager.record_persisted(write.payment_id);
-                true
-            }
-            Err(e) => {
-                self.last_error = Some(format!("payment record write failed (will retry): {e}"));
-                self.failed_records.push_back(write);
-                false
+                self.stats.failures += 1;
+                self.last_error = Some(format!("store write failed (will retry): {e}"));
+                self.failed_persists = all_requests.into();
+                self.failed_records = all_records.into();
             }
         }
     }
@@ -104,25 +150,26 @@ impl Runtime {
     /// Carries out everything the manager asked for, until it asks for
     /// nothing more.
     pub fn drive(&mut self) {
+        if self.stopped {
+            self.outbound.clear();
+            return;
+        }
         // Earlier failures first: a channel's writes complete in order, so
         // once one fails, the rest wait behind it.
-        let retry: Vec<PersistRequest> = self.failed_persists.drain(..).collect();
-        for request in retry {
-            self.persist_in_order(request);
-        }
-        let records: Vec<RecordWrite> = self.failed_records.drain(..).collect();
-        for write in records {
-            self.write_record(write);
-        }
+        self.commit(Vec::new(), Vec::new());
         for _ in 0..10_000 {
             let mut moved = false;
+            let mut requests = Vec::new();
             while let Some(request) = self.manager.poll_persist() {
-                moved = true;
-                self.persist_in_order(request);
+                requests.push(request);
             }
+            let mut records = Vec::new();
             while let Some(write) = self.manager.poll_record_write() {
+                records.push(write);
+            }
+            if !requests.is_empty() || !records.is_empty() {
                 moved = true;
-                self.write_record(write);
+                self.commit(requests, records);
             }
             while let Some(tx) = self.manager.poll_broadcast() {
                 moved = true;

@@ -1,13 +1,20 @@
 //! The Vigil daemon and its command-line client.
 //!
-//! - `vigild` ([`daemon`]) runs a node environment on embedded defaults: the
-//!   embedded regtest chain with its bitcoind-compatible RPC server, and the
-//!   on-chain wallet, all stored in SQLite under the data directory
-//!   ([`datadir`]). Peers, channels and the node's HTTP API arrive with later
-//!   issues.
-//! - `vigil` talks to a running `vigild`; today it drives the embedded chain
-//!   over its RPC (`vigil chain info`, `vigil chain mine`).
+//! - `vigild` ([`daemon`]) runs a `vigil-node` [`vigil_node::Node`] on its
+//!   data directory ([`datadir`]), configured by a TOML file and flags
+//!   ([`config`]), with the embedded regtest chain's bitcoind-compatible RPC
+//!   and the HTTP JSON API ([`api`], shapes in [`json`], Prometheus
+//!   [`metrics`]).
+//! - `vigil` talks to that API (`vigil getinfo`, `vigil pay`, …), and
+//!   `vigil demo` ([`demo`]) shows three nodes paying each other through a
+//!   crash.
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod config;
 pub mod daemon;
-pub mod datadir;
+pub mod demo;
+pub mod json;
+pub mod metrics;
+
+pub use vigil_node::datadir;

@@ -264,6 +264,12 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         self.state.ledger.view(Side::Local, self.state.local_number).ours_msat
     }
 
+    /// HTLCs the channel tracks, in either direction, until both sides
+    /// have revoked the commitments that hold them.
+    pub fn pending_htlc_count(&self) -> usize {
+        self.state.ledger.htlcs.len()
+    }
+
     /// The funding script: the 2-of-2 multisig both first commitments spend.
     ///
     /// # Panics

@@ -248,6 +248,8 @@ pub struct ChannelDetails {
     pub scid_alias: u64,
     /// Its real short channel id, once confirmed.
     pub short_channel_id: Option<u64>,
+    /// HTLCs in flight on it, in either direction.
+    pub pending_htlcs: usize,
 }
 
 /// What to do once a channel's monitor holds an update durably.
@@ -472,6 +474,7 @@ impl ChannelManager {
                     inbound_scid_alias: s.their_scid_alias,
                     scid_alias: s.our_scid_alias,
                     short_channel_id: s.short_channel_id,
+                    pending_htlcs: c.pending_htlc_count(),
                 }
             })
             .collect()

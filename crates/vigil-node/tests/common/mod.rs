@@ -125,7 +125,7 @@ impl Harness {
         let mut vigil_addrs = Vec::new();
         for (i, config) in vigil_configs.into_iter().enumerate() {
             let node =
-                Node::start(seed_of(Who::Vigil(i)), config, Arc::new(MemoryStore::new()), chain.clone())
+                Node::open(seed_of(Who::Vigil(i)), config, Arc::new(MemoryStore::new()), chain.clone())
                     .expect("the Vigil node starts");
             let addr = node.listen("127.0.0.1:0".parse().expect("an address")).await.expect("Vigil listens");
             vigils.push(node);

@@ -116,7 +116,7 @@ impl Net {
     pub async fn start(&mut self, i: usize) {
         let store = Arc::new(SqliteStore::open(self.path(i)).expect("the store opens"));
         let node =
-            Node::start(seed(i), self.config.clone(), store, self.chain.clone()).expect("the node starts");
+            Node::open(seed(i), self.config.clone(), store, self.chain.clone()).expect("the node starts");
         node.sync_chain().expect("sync");
         self.addrs[i] = node.listen("127.0.0.1:0".parse().expect("addr")).await.expect("listen");
         self.nodes[i] = Some(node);

@@ -1,35 +1,28 @@
-//! `vigil`: the command-line client of `vigild`. Today it drives the embedded
-//! regtest chain over its bitcoind-compatible RPC.
+//! `vigil`: the command-line client of `vigild`'s HTTP API, and `vigil
+//! demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
-use vigil_chain::rpc::{BitcoindRpcChain, RpcAuth};
-use vigil_chain::ChainSourceError;
 use vigild::datadir::{default_data_dir, network_dir_name};
 
 /// Talk to a running vigild.
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version)]
 struct Args {
-    /// vigild's data directory (to find the RPC cookie) [default: $VIGIL_DATA_DIR, else ~/.vigil].
+    /// vigild's data directory (to find the API token) [default: $VIGIL_DATA_DIR, else ~/.vigil].
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// URL of the chain's RPC server.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:18443")]
-    rpc_url: String,
-    /// RPC cookie file [default: <data-dir>/regtest/.cookie].
+    /// URL of vigild's HTTP API.
+    #[arg(long, global = true, env = "VIGIL_API_URL", default_value = "http://127.0.0.1:9737")]
+    api_url: String,
+    /// The API token file [default: <data-dir>/regtest/api.token].
     #[arg(long, global = true, value_name = "FILE")]
-    rpc_cookie: Option<PathBuf>,
-    /// RPC user, instead of the cookie.
-    #[arg(long, global = true, requires = "rpc_password")]
-    rpc_user: Option<String>,
-    /// RPC password of --rpc-user.
-    #[arg(long, global = true, env = "VIGIL_RPC_PASSWORD", hide_env_values = true)]
-    rpc_password: Option<String>,
+    token_file: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -39,87 +32,396 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The embedded regtest chain.
+    /// The node: id, addresses, chain height, channels.
+    Getinfo,
+    /// Connect to a peer: NODE_ID@HOST:PORT.
+    Connect {
+        /// The peer, as node_id@host:port.
+        peer: String,
+    },
+    /// Open a channel, funded from the on-chain wallet.
+    Openchannel {
+        /// The peer: NODE_ID, or NODE_ID@HOST:PORT to connect first.
+        peer: String,
+        /// The channel's value, in satoshis.
+        amount_sat: u64,
+        /// Millisatoshis given to the peer at the start.
+        #[arg(long, default_value_t = 0)]
+        push_msat: u64,
+        /// Use zero-fee-HTLC anchors (default: vigild's `anchors` option).
+        #[arg(long)]
+        anchors: bool,
+    },
+    /// The node's channels.
+    Listchannels,
+    /// Close a channel cooperatively, or with --force by our commitment.
+    Closechannel {
+        /// The channel id (hex).
+        channel_id: String,
+        /// Force-close: put our commitment on chain now.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create a BOLT 11 invoice.
+    Invoice {
+        /// Amount in millisatoshis, or `any`.
+        amount_msat: String,
+        /// Its description.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 3600)]
+        expiry_secs: u32,
+    },
+    /// Pay a BOLT 11 invoice, waiting for the outcome.
+    Pay {
+        /// The invoice.
+        invoice: String,
+        /// Amount in millisatoshis, for an invoice without one.
+        #[arg(long)]
+        amount_msat: Option<u64>,
+        /// Seconds to wait for the outcome (0: return at once).
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+    /// Pay a node without an invoice.
+    Keysend {
+        /// The payee's node id.
+        node_id: String,
+        /// Amount in millisatoshis.
+        amount_msat: u64,
+        /// Seconds to wait for the outcome (0: return at once).
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+    /// Every payment, sent and received.
+    Listpayments,
+    /// A new on-chain address.
+    Newaddr,
+    /// On-chain and channel balances.
+    Balance,
+    /// Pay on chain from the wallet.
+    Send {
+        /// The address.
+        address: String,
+        /// Amount in satoshis.
+        amount_sat: u64,
+    },
+    /// The chain (mining: embedded regtest chain only).
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Events not acknowledged yet.
+    Events {
+        /// Keep waiting for new events.
+        #[arg(long)]
+        follow: bool,
+        /// Acknowledge each event once printed (it is never shown again).
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Three nodes in this process pay each other, one crashes mid-payment
+    /// and restarts from disk, and nothing is lost.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]
 enum ChainCommand {
-    /// Height, tip and time of the chain.
+    /// Height and tip.
     Info,
-    /// Mine blocks paying their reward to an address.
+    /// Mine blocks (to the node's wallet unless an address is given).
     Mine {
         /// How many blocks.
         blocks: u32,
-        /// The address the rewards go to (vigild logs its wallet's address).
-        address: String,
+        /// Where the rewards go.
+        address: Option<String>,
     },
 }
 
-fn client(args: &Args) -> anyhow::Result<BitcoindRpcChain> {
-    let auth = match (&args.rpc_user, &args.rpc_password) {
-        (Some(user), Some(password)) => RpcAuth::UserPass { user: user.clone(), password: password.clone() },
-        _ => {
-            let cookie = args.rpc_cookie.clone().unwrap_or_else(|| {
-                let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-                dir.join(network_dir_name(bitcoin::Network::Regtest).expect("regtest has a directory"))
-                    .join(".cookie")
-            });
-            if !cookie.exists() {
-                anyhow::bail!(
-                    "no RPC cookie at {}: is vigild running? (start it with `vigild`, or pass the same --data-dir)",
-                    cookie.display()
-                );
-            }
-            RpcAuth::Cookie(cookie)
-        }
-    };
-    Ok(BitcoindRpcChain::new(&args.rpc_url, auth)?)
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+    token: String,
 }
 
-fn call(rpc: &BitcoindRpcChain, url: &str, method: &str, params: &[Value]) -> anyhow::Result<Value> {
-    rpc.call(method, params).map_err(|e| match e {
-        ChainSourceError::Unavailable(detail) => {
-            anyhow::anyhow!("cannot reach vigild's RPC at {url} ({detail}): is vigild running?")
+impl Client {
+    fn new(args: &Args) -> anyhow::Result<Self> {
+        let path = args.token_file.clone().unwrap_or_else(|| {
+            let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+            let network = network_dir_name(bitcoin::Network::Regtest).expect("regtest has a directory");
+            dir.join(network).join("api.token")
+        });
+        let token = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the API token {} ({e}): is vigild running on this data directory? (start it with `vigild`, or pass the same --data-dir)",
+                path.display()
+            )
+        })?;
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(vigild::api::MAX_WAIT_SECS + 30))
+            .build();
+        Ok(Self {
+            agent,
+            url: args.api_url.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let request = self
+            .agent
+            .request(method, &format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match result {
+            Ok(response) => Ok(response.into_json()?),
+            Err(ureq::Error::Status(status, response)) => {
+                let body: Value = response.into_json().unwrap_or(Value::Null);
+                let error = &body["error"];
+                let message = error["message"].as_str().unwrap_or("no details");
+                match (status, error["field"].as_str()) {
+                    (401, _) => {
+                        bail!("vigild refused the token: {message} (check --data-dir or --token-file)")
+                    }
+                    (_, Some(field)) => bail!("{field}: {message}"),
+                    _ => bail!("{message}"),
+                }
+            }
+            Err(ureq::Error::Transport(e)) => {
+                bail!(
+                    "cannot reach vigild at {} ({e}): is it running? (`vigild`, or set --api-url)",
+                    self.url
+                )
+            }
         }
-        ChainSourceError::Unauthorized => {
-            anyhow::anyhow!("vigild refused the credentials: check --data-dir, --rpc-cookie or --rpc-user")
-        }
-        ChainSourceError::Rpc { code, message } => {
-            anyhow::anyhow!("{method} failed: {message} (code {code})")
-        }
-        other => anyhow::anyhow!("{method} failed: {other}"),
-    })
+    }
+}
+
+fn split_peer(peer: &str) -> (String, Option<String>) {
+    match peer.split_once('@') {
+        Some((id, addr)) => (id.to_string(), Some(addr.to_string())),
+        None => (peer.to_string(), None),
+    }
+}
+
+fn sat(msat: &Value) -> String {
+    msat.as_u64().map_or_else(|| "-".into(), |m| format!("{}.{:03}", m / 1000, m % 1000))
+}
+
+fn print_payment(p: &Value) {
+    println!(
+        "{:<8} {:<9} {:>16} sat  fee {:>10}  {}{}",
+        p["direction"].as_str().unwrap_or("?"),
+        p["status"].as_str().unwrap_or("?"),
+        sat(&p["amount_msat"]),
+        sat(&p["fee_msat"]),
+        p["payment_hash"].as_str().unwrap_or("?"),
+        p["failure_reason"].as_str().map(|r| format!("  ({r})")).unwrap_or_default(),
+    );
+}
+
+fn print_event(e: &Value) {
+    let mut fields: Vec<String> = e
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| *k != "id" && *k != "type")
+                .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect()
+        })
+        .unwrap_or_default();
+    fields.sort();
+    println!("#{} {} {}", e["id"], e["type"].as_str().unwrap_or("?"), fields.join(" "));
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let rpc = client(args)?;
-    match &args.command {
-        Command::Chain(ChainCommand::Info) => {
-            let info = call(&rpc, &args.rpc_url, "getblockchaininfo", &[])?;
-            if args.json {
-                println!("{info:#}");
-            } else {
+    if let Command::Demo = args.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let report = runtime.block_on(vigild::demo::run(|line| println!("{line}")))?;
+        if args.json {
+            println!("{report:#}");
+        }
+        return Ok(());
+    }
+    let client = Client::new(args)?;
+    let (result, human): (Value, Box<dyn Fn(&Value)>) = match &args.command {
+        Command::Getinfo => (
+            client.call("GET", "/v1/info", None)?,
+            Box::new(|v| {
+                println!("node id     {}", v["node_id"].as_str().unwrap_or("?"));
+                println!("listening   {}", v["listening"].as_str().unwrap_or("-"));
                 println!(
-                    "chain {} at height {}\ntip {}\nmedian time {}",
-                    info["chain"].as_str().unwrap_or("?"),
-                    info["blocks"],
-                    info["bestblockhash"].as_str().unwrap_or("?"),
-                    info["mediantime"]
+                    "network     {} ({} chain)",
+                    v["network"].as_str().unwrap_or("?"),
+                    v["chain"].as_str().unwrap_or("?")
                 );
+                println!("height      {}", v["block_height"]);
+                println!("peers       {}", v["peers"]);
+                println!("channels    {} ({} usable)", v["channels"], v["usable_channels"]);
+                if let Some(e) = v["last_error"].as_str() {
+                    println!("last error  {e}");
+                }
+            }),
+        ),
+        Command::Connect { peer } => {
+            let (id, addr) = split_peer(peer);
+            let Some(addr) = addr else { bail!("give the peer as NODE_ID@HOST:PORT") };
+            (
+                client.call("POST", "/v1/peers", Some(json!({ "node_id": id, "address": addr })))?,
+                Box::new(|v| println!("connected to {}", v["connected"].as_str().unwrap_or("?"))),
+            )
+        }
+        Command::Openchannel { peer, amount_sat, push_msat, anchors } => {
+            let (id, addr) = split_peer(peer);
+            let mut body =
+                json!({ "node_id": id, "address": addr, "amount_sat": amount_sat, "push_msat": push_msat });
+            if *anchors {
+                body["anchors"] = json!(true);
+            }
+            (
+                client.call("POST", "/v1/channels", Some(body))?,
+                Box::new(|v| {
+                    println!("opening channel {}", v["temporary_channel_id"].as_str().unwrap_or("?"));
+                    println!("{}", v["next"].as_str().unwrap_or(""));
+                }),
+            )
+        }
+        Command::Listchannels => (
+            client.call("GET", "/v1/channels", None)?,
+            Box::new(|v| {
+                let channels = v.as_array().cloned().unwrap_or_default();
+                if channels.is_empty() {
+                    println!("no channels (open one with `vigil openchannel NODE_ID@HOST:PORT AMOUNT_SAT`)");
+                }
+                for c in channels {
+                    println!(
+                        "{}  {:<30} {:>12} sat  ours {:>16} sat  htlcs {}  peer {}",
+                        c["channel_id"].as_str().unwrap_or("?"),
+                        c["state"].as_str().unwrap_or("?"),
+                        c["value_sat"],
+                        sat(&c["balance_msat"]),
+                        c["pending_htlcs"],
+                        c["peer"].as_str().unwrap_or("?"),
+                    );
+                }
+            }),
+        ),
+        Command::Closechannel { channel_id, force } => (
+            client.call(
+                "POST",
+                "/v1/channels/close",
+                Some(json!({ "channel_id": channel_id, "force": force })),
+            )?,
+            Box::new(|v| {
+                if v["force"].as_bool() == Some(true) {
+                    println!(
+                        "force-closing {}: our commitment goes on chain; funds return after its delay",
+                        v["channel_id"].as_str().unwrap_or("?")
+                    );
+                } else {
+                    println!("closing {} cooperatively", v["channel_id"].as_str().unwrap_or("?"));
+                }
+            }),
+        ),
+        Command::Invoice { amount_msat, description, expiry_secs } => {
+            let amount = match amount_msat.as_str() {
+                "any" => None,
+                a => Some(a.parse::<u64>().context("the amount is a number of millisatoshis, or `any`")?),
+            };
+            let body =
+                json!({ "amount_msat": amount, "description": description, "expiry_secs": expiry_secs });
+            (
+                client.call("POST", "/v1/invoices", Some(body))?,
+                Box::new(|v| println!("{}", v["invoice"].as_str().unwrap_or("?"))),
+            )
+        }
+        Command::Pay { invoice, amount_msat, wait_secs } => {
+            let body = json!({ "invoice": invoice, "amount_msat": amount_msat, "wait_secs": wait_secs });
+            (client.call("POST", "/v1/payments/pay", Some(body))?, Box::new(print_payment))
+        }
+        Command::Keysend { node_id, amount_msat, wait_secs } => {
+            let body = json!({ "node_id": node_id, "amount_msat": amount_msat, "wait_secs": wait_secs });
+            (client.call("POST", "/v1/payments/keysend", Some(body))?, Box::new(print_payment))
+        }
+        Command::Listpayments => (
+            client.call("GET", "/v1/payments", None)?,
+            Box::new(|v| {
+                let payments = v.as_array().cloned().unwrap_or_default();
+                if payments.is_empty() {
+                    println!("no payments");
+                }
+                payments.iter().for_each(print_payment);
+            }),
+        ),
+        Command::Newaddr => (
+            client.call("POST", "/v1/wallet/address", None)?,
+            Box::new(|v| println!("{}", v["address"].as_str().unwrap_or("?"))),
+        ),
+        Command::Balance => (
+            client.call("GET", "/v1/wallet/balance", None)?,
+            Box::new(|v| {
+                println!(
+                    "on chain    {} sat confirmed, {} sat pending",
+                    v["onchain_confirmed_sat"], v["onchain_pending_sat"]
+                );
+                println!("lightning   {} sat", sat(&v["lightning_msat"]));
+            }),
+        ),
+        Command::Send { address, amount_sat } => (
+            client.call(
+                "POST",
+                "/v1/wallet/send",
+                Some(json!({ "address": address, "amount_sat": amount_sat })),
+            )?,
+            Box::new(|v| println!("sent: {}", v["txid"].as_str().unwrap_or("?"))),
+        ),
+        Command::Chain(ChainCommand::Info) => (
+            client.call("GET", "/v1/chain/info", None)?,
+            Box::new(|v| {
+                println!("height {} (followed to {})", v["height"], v["followed_height"]);
+                println!("tip    {}", v["tip"].as_str().unwrap_or("?"));
+            }),
+        ),
+        Command::Chain(ChainCommand::Mine { blocks, address }) => (
+            client.call("POST", "/v1/chain/mine", Some(json!({ "blocks": blocks, "address": address })))?,
+            Box::new(|v| {
+                let n = v["blocks"].as_array().map_or(0, Vec::len);
+                println!("mined {n} block(s); the chain is at height {}", v["height"]);
+            }),
+        ),
+        Command::Events { follow, ack } => {
+            let mut after: Option<u64> = None;
+            loop {
+                let wait = if *follow { 30 } else { 0 };
+                let query = after
+                    .map_or_else(|| format!("?wait_secs={wait}"), |a| format!("?after={a}&wait_secs={wait}"));
+                let events = client.call("GET", &format!("/v1/events{query}"), None)?;
+                for e in events.as_array().cloned().unwrap_or_default() {
+                    if args.json {
+                        println!("{e}");
+                    } else {
+                        print_event(&e);
+                    }
+                    let id = e["id"].as_u64().unwrap_or_default();
+                    if *ack {
+                        client.call("POST", "/v1/events/ack", Some(json!({ "id": id })))?;
+                    }
+                    after = Some(after.map_or(id, |a| a.max(id)));
+                }
+                if !*follow {
+                    return Ok(());
+                }
             }
         }
-        Command::Chain(ChainCommand::Mine { blocks, address }) => {
-            let hashes = call(&rpc, &args.rpc_url, "generatetoaddress", &[json!(blocks), json!(address)])
-                .context("mining failed")?;
-            if args.json {
-                println!("{hashes:#}");
-            } else {
-                let height = call(&rpc, &args.rpc_url, "getblockcount", &[])?;
-                println!("mined {blocks} block(s) to {address}; the chain is at height {height}");
-            }
-        }
+        Command::Demo => unreachable!("handled above"),
+    };
+    if args.json {
+        println!("{result:#}");
+    } else {
+        human(&result);
     }
     Ok(())
 }

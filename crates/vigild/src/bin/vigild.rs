@@ -1,42 +1,79 @@
-//! `vigild`: the Vigil daemon. Today it runs the embedded regtest chain with
-//! its bitcoind-compatible RPC server, and the on-chain wallet.
+//! `vigild`: the Vigil daemon. A Lightning node on embedded defaults (the
+//! embedded regtest chain, SQLite under the data directory), with its HTTP
+//! API for `vigil` and scripts.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
-use vigild::daemon::{Daemon, DaemonConfig};
+use vigild::config::Config;
+use vigild::daemon::Daemon;
 use vigild::datadir::default_data_dir;
 
-/// The Vigil Lightning node daemon, on embedded defaults: an embedded regtest
-/// chain (served over bitcoind-compatible JSON-RPC) and an on-chain wallet,
-/// stored in SQLite under the data directory.
+/// The Vigil Lightning node daemon. Options come from
+/// <data-dir>/vigild.toml (see docs/vigild.example.toml) and are overridden
+/// by these flags.
 #[derive(Debug, Parser)]
 #[command(name = "vigild", version)]
 struct Args {
     /// Data directory [default: $VIGIL_DATA_DIR, else ~/.vigil].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Network. Only regtest is supported today.
-    #[arg(long, default_value = "regtest")]
-    network: bitcoin::Network,
-    /// Address the chain's JSON-RPC server listens on.
-    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
-    rpc_bind: IpAddr,
-    /// Port of the chain's JSON-RPC server (bitcoind's regtest default).
-    #[arg(long, default_value_t = vigil_chain::rpc::DEFAULT_RPC_PORT)]
-    rpc_port: u16,
-    /// A fixed RPC user, accepted besides the cookie.
+    /// Configuration file [default: <data-dir>/vigild.toml, if it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Network (only regtest today).
+    #[arg(long)]
+    network: Option<String>,
+    /// Where peers connect [default: 127.0.0.1:9735].
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<SocketAddr>,
+    /// Where the HTTP API listens [default: 127.0.0.1:9737].
+    #[arg(long, value_name = "IP:PORT")]
+    api_bind: Option<SocketAddr>,
+    /// The chain: `embedded`, or `rpc://HOST:PORT` for a bitcoind (or another vigild's chain).
+    #[arg(long)]
+    chain: Option<String>,
+    /// Cookie file of the `--chain rpc://…` server.
+    #[arg(long, value_name = "FILE")]
+    chain_cookie: Option<PathBuf>,
+    /// User of the `--chain rpc://…` server, instead of the cookie.
+    #[arg(long, requires = "chain_password")]
+    chain_user: Option<String>,
+    /// Password of --chain-user.
+    #[arg(long, env = "VIGIL_CHAIN_PASSWORD", hide_env_values = true)]
+    chain_password: Option<String>,
+    /// Where the embedded chain's JSON-RPC listens [default: 127.0.0.1:18443].
+    #[arg(long, value_name = "IP:PORT")]
+    rpc_bind: Option<SocketAddr>,
+    /// A fixed user of the embedded chain's RPC, besides the cookie.
     #[arg(long, requires = "rpc_password")]
     rpc_user: Option<String>,
     /// The password of --rpc-user.
     #[arg(long, requires = "rpc_user", env = "VIGIL_RPC_PASSWORD", hide_env_values = true)]
     rpc_password: Option<String>,
-    /// How often the wallet syncs with the chain, in milliseconds.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
-    sync_interval_ms: u64,
+    /// How often the node follows the chain and hands out events, in ms.
+    #[arg(long, value_name = "MS")]
+    poll_interval_ms: Option<u64>,
+}
+
+impl Args {
+    fn config(&self, data_dir: &std::path::Path) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path, true)?,
+            None => Config::load(&data_dir.join("vigild.toml"), false)?,
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
+        }
+        set!(network, listen, api_bind, chain, rpc_bind, poll_interval_ms);
+        macro_rules! set_opt {
+            ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field.clone(); } )* };
+        }
+        set_opt!(chain_cookie, chain_user, chain_password, rpc_user, rpc_password);
+        Ok(c)
+    }
 }
 
 /// Installs the SIGINT and SIGTERM handlers now, and returns a future that
@@ -65,28 +102,21 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if args.network != bitcoin::Network::Regtest {
-        anyhow::bail!("network {} is not supported yet; vigild runs on regtest", args.network);
-    }
-    let config = DaemonConfig {
-        data_dir: args.data_dir.unwrap_or_else(default_data_dir),
-        rpc_bind: SocketAddr::new(args.rpc_bind, args.rpc_port),
-        rpc_user_password: args.rpc_user.zip(args.rpc_password),
-        sync_interval: Duration::from_millis(args.sync_interval_ms.max(10)),
-    };
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let config = args.config(&data_dir)?;
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "vigild starting");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "vigild starting");
     let daemon = tokio::select! {
-        started = Daemon::start(config) => started?,
+        started = Daemon::start(&data_dir, &config) => started?,
         () = &mut shutdown => {
             tracing::info!("stopped during start-up");
             return Ok(());
         }
     };
-    let result = daemon.run_until(shutdown).await;
+    daemon.run_until(shutdown).await;
     daemon.stop().await;
-    Ok(result?)
+    Ok(())
 }
 
 fn main() -> ExitCode {

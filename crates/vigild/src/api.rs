@@ -1,0 +1,559 @@
+//! The HTTP JSON API (described by `openapi.json`, served at
+//! `/v1/openapi.json`), and the Prometheus `/metrics`.
+//!
+//! Every request needs `Authorization: Bearer <token>`, the token kept in
+//! `<data-dir>/<network>/api.token` (mode 0600); without it the answer is
+//! 401. Requests are JSON objects: an unknown field, a missing one or a
+//! value of the wrong type or an impossible value is a 400 whose JSON error
+//! names the field:
+//!
+//! ```json
+//! {"error": {"code": "invalid_input", "field": "amount_sat", "message": "…"}}
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bitcoin::secp256k1::PublicKey;
+use lightning::ln::types::ChannelId;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_core::manager::{EventId, PaymentId};
+use vigil_node::{Node, OpError, PaymentInfo, PaymentState};
+
+use crate::json;
+
+/// The API's routes: method and path. The OpenAPI description must list
+/// exactly these (a test checks it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/info"),
+    ("get", "/v1/peers"),
+    ("post", "/v1/peers"),
+    ("get", "/v1/channels"),
+    ("post", "/v1/channels"),
+    ("post", "/v1/channels/close"),
+    ("post", "/v1/invoices"),
+    ("get", "/v1/payments"),
+    ("post", "/v1/payments/pay"),
+    ("post", "/v1/payments/keysend"),
+    ("post", "/v1/wallet/address"),
+    ("get", "/v1/wallet/balance"),
+    ("post", "/v1/wallet/send"),
+    ("get", "/v1/chain/info"),
+    ("post", "/v1/chain/mine"),
+    ("get", "/v1/events"),
+    ("post", "/v1/events/ack"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/metrics"),
+];
+
+/// The OpenAPI description of the API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The longest a request may wait for a payment or for events.
+pub const MAX_WAIT_SECS: u64 = 300;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The bearer token.
+    pub token: Arc<String>,
+    /// Whether channels opened without saying are anchor channels.
+    pub anchors_default: bool,
+    /// When vigild started.
+    pub started: Instant,
+}
+
+/// An error answer: a status and a JSON body naming what went wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    field: Option<String>,
+    message: String,
+}
+
+impl ApiError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_input",
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "field": self.field, "message": self.message } });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        let (status, code, field) = match &e {
+            OpError::InvalidInput { field, .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_input", Some(field.to_string()))
+            }
+            OpError::InsufficientFunds { .. } => (StatusCode::CONFLICT, "insufficient_funds", None),
+            OpError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable", None),
+            OpError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            OpError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported", None),
+            _ => (StatusCode::CONFLICT, "refused", None),
+        };
+        let message = match &e {
+            OpError::InvalidInput { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        Self { status, code, field, message }
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The API's router over `state`.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/peers", get(peers).post(connect))
+        .route("/v1/channels", get(channels).post(open_channel))
+        .route("/v1/channels/close", post(close_channel))
+        .route("/v1/invoices", post(invoice))
+        .route("/v1/payments", get(payments))
+        .route("/v1/payments/pay", post(pay))
+        .route("/v1/payments/keysend", post(keysend))
+        .route("/v1/wallet/address", post(new_address))
+        .route("/v1/wallet/balance", get(balance))
+        .route("/v1/wallet/send", post(send_onchain))
+        .route("/v1/chain/info", get(chain_info))
+        .route("/v1/chain/mine", post(mine))
+        .route("/v1/events", get(events))
+        .route("/v1/events/ack", post(ack))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(crate::metrics::handler))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(token) if same(token.as_bytes(), state.token.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            field: None,
+            message: "wrong token: use the one in <data-dir>/regtest/api.token".into(),
+        }
+        .into_response(),
+        None => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            field: None,
+            message: "missing `Authorization: Bearer <token>`; the token is in <data-dir>/regtest/api.token"
+                .into(),
+        }
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        field: None,
+        message: "no such endpoint; see /v1/openapi.json".into(),
+    }
+}
+
+/// Parses a JSON body (empty means `{}`), naming the field at fault.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let quoted = message.split('`').nth(1).map(str::to_string);
+        let field = if path != "." && path != "?" {
+            path
+        } else if message.starts_with("unknown field") || message.starts_with("missing field") {
+            quoted.unwrap_or_else(|| "body".into())
+        } else {
+            "body".into()
+        };
+        ApiError::invalid(field, message)
+    })
+}
+
+fn node_id(field: &str, s: &str) -> Result<PublicKey, ApiError> {
+    s.trim().parse().map_err(|_| ApiError::invalid(field, "not a node id (33 bytes of hex)"))
+}
+
+fn channel_id(s: &str) -> Result<ChannelId, ApiError> {
+    json::parse_hex32(s)
+        .map(ChannelId)
+        .ok_or_else(|| ApiError::invalid("channel_id", "not a channel id (32 bytes of hex)"))
+}
+
+fn wait_secs(field: &str, secs: Option<u64>, default: u64) -> Result<Duration, ApiError> {
+    match secs.unwrap_or(default) {
+        s if s > MAX_WAIT_SECS => Err(ApiError::invalid(field, format!("at most {MAX_WAIT_SECS}"))),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+async fn info(State(s): State<ApiState>) -> ApiResult {
+    let channels = s.node.list_channels();
+    let tip = s.node.chain_tip().ok();
+    Ok(Json(json!({
+        "node_id": s.node.node_id().to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "network": "regtest",
+        "listening": s.node.listening_addr().map(|a| a.to_string()),
+        "chain": if s.node.embedded_chain().is_some() { "embedded" } else { "rpc" },
+        "block_height": s.node.best_height(),
+        "chain_tip_height": tip.map(|t| t.height),
+        "peers": s.node.list_peers().len(),
+        "channels": channels.len(),
+        "usable_channels": channels.iter().filter(|c| c.usable).count(),
+        "uptime_secs": s.started.elapsed().as_secs(),
+        "last_error": s.node.last_error(),
+    })))
+}
+
+async fn peers(State(s): State<ApiState>) -> ApiResult {
+    Ok(Json(json!(s.node.list_peers().iter().map(ToString::to_string).collect::<Vec<_>>())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectRequest {
+    node_id: String,
+    address: String,
+}
+
+async fn connect(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: ConnectRequest = parse(&body)?;
+    let peer = node_id("node_id", &r.node_id)?;
+    let addr =
+        r.address.trim().parse().map_err(|_| ApiError::invalid("address", "not an IP:port address"))?;
+    s.node.connect_peer(peer, addr).await?;
+    Ok(Json(json!({ "connected": peer.to_string() })))
+}
+
+async fn channels(State(s): State<ApiState>) -> ApiResult {
+    Ok(Json(json!(s.node.list_channels().iter().map(json::channel).collect::<Vec<_>>())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenRequest {
+    node_id: String,
+    address: Option<String>,
+    amount_sat: u64,
+    #[serde(default)]
+    push_msat: u64,
+    anchors: Option<bool>,
+}
+
+async fn open_channel(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: OpenRequest = parse(&body)?;
+    let peer = node_id("node_id", &r.node_id)?;
+    let addr = match &r.address {
+        Some(a) => {
+            Some(a.trim().parse().map_err(|_| ApiError::invalid("address", "not an IP:port address"))?)
+        }
+        None => None,
+    };
+    if r.amount_sat == 0 {
+        return Err(ApiError::invalid("amount_sat", "must be positive"));
+    }
+    let anchors = r.anchors.unwrap_or(s.anchors_default);
+    let id = s.node.open_channel(peer, addr, r.amount_sat, r.push_msat, anchors).await?;
+    Ok(Json(json!({
+        "temporary_channel_id": json::hex(&id.0),
+        "next": "the wallet funds the channel once the peer accepts; it is usable after 6 confirmations",
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseRequest {
+    channel_id: String,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn close_channel(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: CloseRequest = parse(&body)?;
+    let id = channel_id(&r.channel_id)?;
+    s.node.close_channel(id, r.force)?;
+    Ok(Json(json!({ "channel_id": r.channel_id, "force": r.force })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvoiceRequest {
+    amount_msat: Option<u64>,
+    #[serde(default)]
+    description: String,
+    expiry_secs: Option<u32>,
+}
+
+async fn invoice(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: InvoiceRequest = parse(&body)?;
+    let invoice = s.node.create_invoice(r.amount_msat, &r.description, r.expiry_secs.unwrap_or(3600))?;
+    Ok(Json(json!({
+        "invoice": invoice.to_string(),
+        "payment_hash": json::hex(invoice.payment_hash().as_ref()),
+        "amount_msat": r.amount_msat,
+        "expires_at": invoice.expires_at().map(|d| d.as_secs()),
+    })))
+}
+
+async fn payments(State(s): State<ApiState>) -> ApiResult {
+    Ok(Json(json!(s.node.list_payments().iter().map(json::payment).collect::<Vec<_>>())))
+}
+
+/// Waits up to `wait` for the payment to be decided.
+async fn outcome(node: &Node, id: PaymentId, wait: Duration) -> Option<PaymentInfo> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let info = node.payment(&id);
+        if Instant::now() >= deadline || info.as_ref().is_some_and(|p| p.state != PaymentState::Pending) {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayRequest {
+    invoice: String,
+    amount_msat: Option<u64>,
+    wait_secs: Option<u64>,
+}
+
+async fn pay(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: PayRequest = parse(&body)?;
+    let wait = wait_secs("wait_secs", r.wait_secs, 60)?;
+    let id = s.node.pay_invoice(&r.invoice, r.amount_msat)?;
+    let info = outcome(&s.node, id, wait).await;
+    Ok(Json(info.as_ref().map_or_else(|| json!({ "payment_id": json::hex(&id.0) }), json::payment)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysendRequest {
+    node_id: String,
+    amount_msat: u64,
+    wait_secs: Option<u64>,
+}
+
+async fn keysend(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: KeysendRequest = parse(&body)?;
+    let payee = node_id("node_id", &r.node_id)?;
+    let wait = wait_secs("wait_secs", r.wait_secs, 60)?;
+    let (id, _) = s.node.keysend(payee, r.amount_msat)?;
+    let info = outcome(&s.node, id, wait).await;
+    Ok(Json(info.as_ref().map_or_else(|| json!({ "payment_id": json::hex(&id.0) }), json::payment)))
+}
+
+async fn new_address(State(s): State<ApiState>) -> ApiResult {
+    Ok(Json(json!({ "address": s.node.new_address()?.to_string() })))
+}
+
+async fn balance(State(s): State<ApiState>) -> ApiResult {
+    let b = s.node.balances();
+    Ok(Json(json!({
+        "onchain_confirmed_sat": b.onchain_confirmed_sat,
+        "onchain_pending_sat": b.onchain_pending_sat,
+        "lightning_msat": b.lightning_msat,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    address: String,
+    amount_sat: u64,
+}
+
+async fn send_onchain(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: SendRequest = parse(&body)?;
+    let txid = s.node.send_onchain(&r.address, r.amount_sat)?;
+    Ok(Json(json!({ "txid": txid.to_string() })))
+}
+
+async fn chain_info(State(s): State<ApiState>) -> ApiResult {
+    let tip = s.node.chain_tip().map_err(|e| ApiError {
+        status: StatusCode::BAD_GATEWAY,
+        code: "chain_unavailable",
+        field: None,
+        message: format!("the chain source does not answer: {e}"),
+    })?;
+    Ok(Json(json!({
+        "height": tip.height,
+        "tip": tip.hash.to_string(),
+        "followed_height": s.node.best_height(),
+        "embedded": s.node.embedded_chain().is_some(),
+        "mempool": s.node.embedded_chain().map(|c| c.mempool_entries().len()),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MineRequest {
+    blocks: u32,
+    address: Option<String>,
+}
+
+async fn mine(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: MineRequest = parse(&body)?;
+    let node = s.node.clone();
+    let hashes = tokio::task::spawn_blocking(move || node.mine(r.blocks, r.address.as_deref()))
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            field: None,
+            message: e.to_string(),
+        })??;
+    Ok(Json(json!({
+        "blocks": hashes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "height": s.node.chain_tip().map(|t| t.height).ok(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<u64>,
+    wait_secs: Option<u64>,
+}
+
+async fn events(
+    State(s): State<ApiState>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let wait = wait_secs("wait_secs", q.wait_secs, 0)?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let events: Vec<Value> = s
+            .node
+            .unhandled_events()
+            .iter()
+            .filter(|(id, _)| q.after.is_none_or(|after| id.0 > after))
+            .map(|(id, e)| json::event(*id, e))
+            .collect();
+        if !events.is_empty() || Instant::now() >= deadline {
+            return Ok(Json(json!(events)));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    id: u64,
+}
+
+async fn ack(State(s): State<ApiState>, body: Bytes) -> ApiResult {
+    let r: AckRequest = parse(&body)?;
+    if !s.node.event_handled(EventId(r.id)) {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            field: Some("id".into()),
+            message: format!("no unhandled event {}", r.id),
+        });
+    }
+    Ok(Json(json!({ "acknowledged": r.id })))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_description_lists_exactly_the_routes() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut described: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object().expect("operations").keys().map(move |m| (m.clone(), path.clone()))
+            })
+            .collect();
+        described.sort();
+        let mut routes: Vec<(String, String)> =
+            ROUTES.iter().map(|(m, p)| ((*m).to_string(), (*p).to_string())).collect();
+        routes.sort();
+        assert_eq!(described, routes);
+    }
+
+    #[test]
+    fn bad_bodies_name_the_field() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct R {
+            amount_sat: u64,
+        }
+        let field = |body: &str| parse::<R>(&Bytes::from(body.to_string())).expect_err("bad").field;
+        assert_eq!(field(r#"{"amount_sat": "x"}"#).as_deref(), Some("amount_sat"));
+        assert_eq!(field(r#"{"amount_sat": -1}"#).as_deref(), Some("amount_sat"));
+        assert_eq!(field(r#"{"amount_sat": 1, "bogus": 2}"#).as_deref(), Some("bogus"));
+        assert_eq!(field(r#"{}"#).as_deref(), Some("amount_sat"));
+        assert_eq!(field(r#"{"amount_sat": 1"#).as_deref(), Some("body"));
+        assert!(parse::<R>(&Bytes::from_static(br#"{"amount_sat": 5}"#)).is_ok());
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
+}
