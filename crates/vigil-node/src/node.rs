@@ -280,8 +280,9 @@ impl Node {
     ///
     /// [`NodeError::Network`] if the address cannot be bound.
     pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, NodeError> {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| NodeError::Network(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| NodeError::Network(format!("cannot listen for peers on {addr}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| NodeError::Network(e.to_string()))?;
         let pm = self.peer_manager.clone();
         let task = tokio::spawn(async move {

@@ -131,27 +131,30 @@ impl PaymentInfo {
     }
 
     /// Version 1: `[1][state: 0 pending, 1 succeeded][amount u64][created
-    /// u64][preimage 32]`.
+    /// u64][hash 32][preimage 32, zeros if unknown]`.
     fn encode_inbound(&self) -> Vec<u8> {
         let mut v = vec![1, u8::from(self.state == PaymentState::Succeeded)];
         v.extend_from_slice(&self.amount_msat.to_be_bytes());
         v.extend_from_slice(&self.created_at_secs.to_be_bytes());
+        v.extend_from_slice(&self.payment_hash.0);
         v.extend_from_slice(&self.preimage.map_or([0; 32], |p| p.0));
         v
     }
 
     fn decode_inbound(v: &[u8]) -> Option<Self> {
-        if v.len() != 50 || v[0] != 1 || v[1] > 1 {
+        if v.len() != 82 || v[0] != 1 || v[1] > 1 {
             return None;
         }
-        let preimage = PaymentPreimage(v[18..50].try_into().ok()?);
+        let preimage = PaymentPreimage(v[50..82].try_into().ok()?);
+        let payment_hash = PaymentHash(v[18..50].try_into().ok()?);
+        let known = sha256::Hash::hash(&preimage.0).to_byte_array() == payment_hash.0;
         Some(Self {
             direction: Direction::Inbound,
-            payment_hash: PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array()),
+            payment_hash,
             payment_id: None,
             amount_msat: u64::from_be_bytes(v[2..10].try_into().ok()?),
             fee_msat: None,
-            preimage: Some(preimage),
+            preimage: known.then_some(preimage),
             state: if v[1] == 1 { PaymentState::Succeeded } else { PaymentState::Pending },
             created_at_secs: u64::from_be_bytes(v[10..18].try_into().ok()?),
         })
@@ -556,7 +559,7 @@ impl Node {
                 true
             }
             Event::PaymentClaimable { payment_hash, amount_msat, purpose } => {
-                self.write_inbound(*payment_hash, *amount_msat, purpose.preimage(), false);
+                self.write_inbound(*payment_hash, *amount_msat, Some(purpose.preimage()), false);
                 if let Err(e) = self.with_manager(|m| m.claim_funds(purpose.preimage())) {
                     tracing::warn!(%payment_hash, error = %e, "cannot claim a payment to us");
                 }
@@ -564,10 +567,11 @@ impl Node {
                 true
             }
             Event::PaymentClaimed { payment_hash, amount_msat } => {
+                // The preimage is in the record written when the payment
+                // became claimable (if that write failed, the payment is
+                // still listed, without it).
                 let preimage = self.inbound(payment_hash).and_then(|p| p.preimage);
-                if let Some(preimage) = preimage {
-                    self.write_inbound(*payment_hash, *amount_msat, preimage, true);
-                }
+                self.write_inbound(*payment_hash, *amount_msat, preimage, true);
                 false
             }
             _ => false,
@@ -579,7 +583,13 @@ impl Node {
         PaymentInfo::decode_inbound(&bytes)
     }
 
-    fn write_inbound(&self, hash: PaymentHash, amount_msat: u64, preimage: PaymentPreimage, done: bool) {
+    fn write_inbound(
+        &self,
+        hash: PaymentHash,
+        amount_msat: u64,
+        preimage: Option<PaymentPreimage>,
+        done: bool,
+    ) {
         let created_at_secs = self.inbound(&hash).map_or_else(crate::node::now_secs, |p| p.created_at_secs);
         let info = PaymentInfo {
             direction: Direction::Inbound,
@@ -587,13 +597,46 @@ impl Node {
             payment_id: None,
             amount_msat,
             fee_msat: None,
-            preimage: Some(preimage),
+            preimage,
             state: if done { PaymentState::Succeeded } else { PaymentState::Pending },
             created_at_secs,
         };
         if let Err(e) = self.store.write(INBOUND_NAMESPACE, &hex(&hash.0), &info.encode_inbound()) {
             tracing::warn!(%hash, error = %e, "cannot record a received payment");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_records_round_trip_and_refuse_junk() {
+        let preimage = PaymentPreimage([7; 32]);
+        let hash = PaymentHash(sha256::Hash::hash(&preimage.0).to_byte_array());
+        let mut info = PaymentInfo {
+            direction: Direction::Inbound,
+            payment_hash: hash,
+            payment_id: None,
+            amount_msat: 42_000,
+            fee_msat: None,
+            preimage: Some(preimage),
+            state: PaymentState::Succeeded,
+            created_at_secs: 1_700_000_000,
+        };
+        assert_eq!(PaymentInfo::decode_inbound(&info.encode_inbound()), Some(info.clone()));
+        info.preimage = None;
+        info.state = PaymentState::Pending;
+        assert_eq!(PaymentInfo::decode_inbound(&info.encode_inbound()), Some(info.clone()));
+        let bytes = info.encode_inbound();
+        assert_eq!(PaymentInfo::decode_inbound(&bytes[..81]), None);
+        let mut bad = bytes.clone();
+        bad[0] = 2;
+        assert_eq!(PaymentInfo::decode_inbound(&bad), None, "an unknown version is refused");
+        bad = bytes;
+        bad[1] = 9;
+        assert_eq!(PaymentInfo::decode_inbound(&bad), None);
     }
 }
 

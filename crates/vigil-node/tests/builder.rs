@@ -146,3 +146,90 @@ async fn builder_nodes_fund_channels_pay_over_two_hops_and_reconnect_after_a_res
         node.stop();
     }
 }
+
+/// A store whose writes fail while `failing` is set (a full or vanished
+/// disk); reads keep working.
+#[derive(Debug)]
+struct Flaky {
+    inner: vigil_store::MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), vigil_store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(vigil_store::StoreError::Backend("disk full".into()));
+        }
+        Ok(())
+    }
+}
+
+impl vigil_store::KvStore for Flaky {
+    fn read(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, vigil_store::StoreError> {
+        self.inner.read(namespace, key)
+    }
+    fn write(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), vigil_store::StoreError> {
+        self.check()?;
+        self.inner.write(namespace, key, value)
+    }
+    fn remove(&self, namespace: &str, key: &str) -> Result<(), vigil_store::StoreError> {
+        self.check()?;
+        self.inner.remove(namespace, key)
+    }
+    fn list(&self, namespace: &str) -> Result<Vec<String>, vigil_store::StoreError> {
+        self.inner.list(namespace)
+    }
+    fn write_batch(&self, batch: &vigil_store::Batch) -> Result<(), vigil_store::StoreError> {
+        self.check()?;
+        self.inner.write_batch(batch)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_writes_stops_progress_safely_and_the_node_recovers() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alice = builder(dir.path()).build().expect("alice");
+    alice.start().await.expect("start");
+    let chain = alice.embedded_chain().expect("embedded").clone();
+    let disk = std::sync::Arc::new(Flaky { inner: vigil_store::MemoryStore::new(), failing: false.into() });
+    let bob = Builder::new()
+        .seed([7; 32])
+        .store(vigil_node::StoreChoice::Store(disk.clone()))
+        .chain(ChainChoice::Source(chain.clone()))
+        .listen(Some("127.0.0.1:0".parse().expect("addr")))
+        .poll_interval(Duration::from_millis(20))
+        .build()
+        .expect("bob");
+    bob.start().await.expect("start");
+    alice.mine(101, None).expect("mine");
+    until("alice is funded", || alice.balances().onchain_confirmed_sat > 0).await;
+    alice.open_channel(bob.node_id(), Some(addr(&bob)), 1_000_000, 0, false).await.expect("open");
+    until("the funding is broadcast", || chain.mempool_entries().len() == 1).await;
+    alice.mine(6, None).expect("mine");
+    until("the channel is usable", || bob.list_channels().iter().any(|c| c.usable)).await;
+    until("alice sees it usable", || alice.list_channels().iter().any(|c| c.usable)).await;
+
+    // Bob's disk fills up while Alice pays him: Bob cannot make the new
+    // commitment durable, so he answers nothing and the payment waits.
+    let invoice = bob.create_invoice(Some(3_000_000), "during the outage", 3600).expect("invoice");
+    disk.failing.store(true, Ordering::SeqCst);
+    let id = alice.pay_invoice(&invoice.to_string(), None).expect("pay");
+    until("bob reports the failing store", || bob.last_error().is_some_and(|e| e.contains("disk full")))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(alice.payment(&id).expect("listed").state, PaymentState::Pending, "nothing was released");
+    assert!(bob.list_payments().is_empty(), "bob received nothing he could not write");
+
+    // The disk recovers: the writes are retried in order and the payment
+    // completes, with no channel closed.
+    disk.failing.store(false, Ordering::SeqCst);
+    wait_for(&alice, "the payment after the outage", |e| matches!(e, Event::PaymentSent { .. })).await;
+    until("bob lists the payment", || {
+        bob.list_payments().iter().any(|p| p.state == PaymentState::Succeeded && p.amount_msat == 3_000_000)
+    })
+    .await;
+    assert!(bob.list_channels().iter().all(|c| c.usable), "the channel survived the outage");
+    alice.stop();
+    bob.stop();
+}

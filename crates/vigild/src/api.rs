@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vigil_core::manager::{EventId, PaymentId};
-use vigil_node::{Node, OpError, PaymentInfo, PaymentState};
+use vigil_node::{Node, OpError, PaymentState};
 
 use crate::json;
 
@@ -229,6 +229,10 @@ fn channel_id(s: &str) -> Result<ChannelId, ApiError> {
         .ok_or_else(|| ApiError::invalid("channel_id", "not a channel id (32 bytes of hex)"))
 }
 
+fn socket_addr(s: &str) -> Result<std::net::SocketAddr, ApiError> {
+    s.trim().parse().map_err(|_| ApiError::invalid("address", "not an IP:port address"))
+}
+
 fn wait_secs(field: &str, secs: Option<u64>, default: u64) -> Result<Duration, ApiError> {
     match secs.unwrap_or(default) {
         s if s > MAX_WAIT_SECS => Err(ApiError::invalid(field, format!("at most {MAX_WAIT_SECS}"))),
@@ -269,8 +273,7 @@ struct ConnectRequest {
 async fn connect(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: ConnectRequest = parse(&body)?;
     let peer = node_id("node_id", &r.node_id)?;
-    let addr =
-        r.address.trim().parse().map_err(|_| ApiError::invalid("address", "not an IP:port address"))?;
+    let addr = socket_addr(&r.address)?;
     s.node.connect_peer(peer, addr).await?;
     Ok(Json(json!({ "connected": peer.to_string() })))
 }
@@ -293,12 +296,7 @@ struct OpenRequest {
 async fn open_channel(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: OpenRequest = parse(&body)?;
     let peer = node_id("node_id", &r.node_id)?;
-    let addr = match &r.address {
-        Some(a) => {
-            Some(a.trim().parse().map_err(|_| ApiError::invalid("address", "not an IP:port address"))?)
-        }
-        None => None,
-    };
+    let addr = r.address.as_deref().map(socket_addr).transpose()?;
     if r.amount_sat == 0 {
         return Err(ApiError::invalid("amount_sat", "must be positive"));
     }
@@ -349,13 +347,16 @@ async fn payments(State(s): State<ApiState>) -> ApiResult {
     Ok(Json(json!(s.node.list_payments().iter().map(json::payment).collect::<Vec<_>>())))
 }
 
-/// Waits up to `wait` for the payment to be decided.
-async fn outcome(node: &Node, id: PaymentId, wait: Duration) -> Option<PaymentInfo> {
+/// Waits up to `wait` for the payment to be decided; answers with it (or
+/// with its id alone if it is not listed yet).
+async fn outcome(node: &Node, id: PaymentId, wait: Duration) -> ApiResult {
     let deadline = Instant::now() + wait;
     loop {
         let info = node.payment(&id);
         if Instant::now() >= deadline || info.as_ref().is_some_and(|p| p.state != PaymentState::Pending) {
-            return info;
+            return Ok(Json(
+                info.as_ref().map_or_else(|| json!({ "payment_id": json::hex(&id.0) }), json::payment),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -373,8 +374,7 @@ async fn pay(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: PayRequest = parse(&body)?;
     let wait = wait_secs("wait_secs", r.wait_secs, 60)?;
     let id = s.node.pay_invoice(&r.invoice, r.amount_msat)?;
-    let info = outcome(&s.node, id, wait).await;
-    Ok(Json(info.as_ref().map_or_else(|| json!({ "payment_id": json::hex(&id.0) }), json::payment)))
+    outcome(&s.node, id, wait).await
 }
 
 #[derive(Deserialize)]
@@ -390,8 +390,7 @@ async fn keysend(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let payee = node_id("node_id", &r.node_id)?;
     let wait = wait_secs("wait_secs", r.wait_secs, 60)?;
     let (id, _) = s.node.keysend(payee, r.amount_msat)?;
-    let info = outcome(&s.node, id, wait).await;
-    Ok(Json(info.as_ref().map_or_else(|| json!({ "payment_id": json::hex(&id.0) }), json::payment)))
+    outcome(&s.node, id, wait).await
 }
 
 async fn new_address(State(s): State<ApiState>) -> ApiResult {

@@ -143,6 +143,8 @@ pub async fn run(say: impl Fn(&str)) -> anyhow::Result<Value> {
     say("  payment Alice -> Bob -> Carol through Bob's crash, 40,000 sat: paid");
     until("Carol has claimed both payments", || succeeded(&carol, Direction::Inbound).len() == 2).await?;
 
+    let idle = |n: &Node| n.list_channels().iter().all(|c| c.usable && c.pending_htlcs == 0);
+    until("every channel is idle", || idle(&alice) && idle(&bob) && idle(&carol)).await?;
     for n in [&alice, &bob, &carol] {
         drain(n)?;
     }

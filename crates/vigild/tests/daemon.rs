@@ -115,14 +115,14 @@ fn a_data_dir_serves_one_daemon() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data_dir = tmp.path().join("node");
     let daemon = Vigild::start(&data_dir);
-    let err = start_fails(&data_dir, Ports::free());
+    let err = start_fails(&data_dir, Ports::any());
     assert!(err.contains("in use by another vigild"), "{err}");
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let other = tmp.path().join("other");
     let port = taken.local_addr().expect("addr").port();
-    let err = start_fails(&other, Ports { rpc: port, ..Ports::free() });
+    let err = start_fails(&other, Ports { rpc: port, ..Ports::any() });
     assert!(err.contains("cannot listen for RPC"), "{err}");
-    let err = start_fails(&other, Ports { api: port, ..Ports::free() });
+    let err = start_fails(&other, Ports { api: port, ..Ports::any() });
     assert!(err.contains("the HTTP API cannot listen"), "{err}");
     drop(daemon);
 }
@@ -138,14 +138,14 @@ fn a_corrupt_store_or_seed_stops_the_start_and_is_left_untouched() {
     let bytes = fs::read(&chain_file).expect("read");
     fs::write(&chain_file, &bytes[..bytes.len() / 2]).expect("truncate");
     let damaged = fs::read(&chain_file).expect("read");
-    let err = start_fails(&data_dir, Ports::free());
+    let err = start_fails(&data_dir, Ports::any());
     assert!(err.contains("corrupt"), "{err}");
     assert_eq!(fs::read(&chain_file).expect("read"), damaged, "never replaced");
 
     fs::write(&chain_file, &bytes).expect("restore");
     let seed_file = data_dir.join("regtest").join("seed");
     fs::write(&seed_file, b"not a seed").expect("damage the seed");
-    let err = start_fails(&data_dir, Ports::free());
+    let err = start_fails(&data_dir, Ports::any());
     assert!(err.contains("seed file") && err.contains("corrupt"), "{err}");
     assert_eq!(fs::read(&seed_file).expect("read"), b"not a seed");
 }

@@ -33,9 +33,26 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// Three distinct free ports (for processes that need them up front).
     pub fn free() -> Self {
-        Self { listen: free_port(), api: free_port(), rpc: free_port() }
+        let hold: Vec<TcpListener> =
+            (0..3).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+        let port = |i: usize| hold[i].local_addr().expect("addr").port();
+        Self { listen: port(0), api: port(1), rpc: port(2) }
     }
+
+    /// Port 0 everywhere: vigild picks, and the harness reads them from its log.
+    pub fn any() -> Self {
+        Self { listen: 0, api: 0, rpc: 0 }
+    }
+}
+
+/// The port in the last `key=127.0.0.1:PORT` of `logs`.
+fn logged_port(logs: &str, key: &str) -> Option<u16> {
+    let at = logs.rfind(key)? + key.len();
+    let rest = logs[at..].trim_start_matches("Some(");
+    let addr: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != ')').collect();
+    addr.rsplit(':').next()?.parse().ok()
 }
 
 pub struct Vigild {
@@ -68,7 +85,7 @@ impl Vigild {
 
     /// Starts vigild on embedded defaults and waits until it is ready.
     pub fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, Ports::free(), Vec::new())
+        Self::start_with(data_dir, Ports::any(), Vec::new())
     }
 
     pub fn start_with(data_dir: &Path, ports: Ports, extra: Vec<String>) -> Self {
@@ -82,6 +99,19 @@ impl Vigild {
             }
             me.logs().matches("vigild ready").count() > ready_before
         });
+        // Ports given as 0 were picked by vigild: it logs them.
+        let logs = me.logs();
+        let logged = |given: u16, key: &str| {
+            if given != 0 {
+                return given;
+            }
+            logged_port(&logs, key).unwrap_or_else(|| panic!("vigild logs its {key}: {logs}"))
+        };
+        me.ports = Ports {
+            listen: logged(ports.listen, "peers="),
+            api: logged(ports.api, "api="),
+            rpc: if me.extra.is_empty() { logged(ports.rpc, "local_addr=") } else { ports.rpc },
+        };
         me
     }
 
