@@ -271,7 +271,7 @@ impl Node {
 
     /// Our channels.
     pub fn list_channels(&self) -> Vec<ChannelDetails> {
-        self.with_manager(|m| m.list_channels())
+        self.runtime().manager.list_channels()
     }
 
     /// Closes a channel cooperatively, or by putting our commitment on
@@ -361,7 +361,7 @@ impl Node {
     /// Every payment, sent and received, newest first.
     pub fn list_payments(&self) -> Vec<PaymentInfo> {
         let mut all: Vec<PaymentInfo> =
-            self.with_manager(|m| m.list_payments()).into_iter().map(PaymentInfo::outbound).collect();
+            self.runtime().manager.list_payments().into_iter().map(PaymentInfo::outbound).collect();
         match self.store.read_namespace(INBOUND_NAMESPACE) {
             Ok(records) => all.extend(records.iter().filter_map(|(_, v)| PaymentInfo::decode_inbound(v))),
             Err(e) => tracing::warn!(error = %e, "cannot read the records of received payments"),
@@ -372,7 +372,9 @@ impl Node {
 
     /// The payment we sent with this id.
     pub fn payment(&self, id: &PaymentId) -> Option<PaymentInfo> {
-        self.with_manager(|m| m.list_payments())
+        self.runtime()
+            .manager
+            .list_payments()
             .into_iter()
             .find(|r| r.payment_id == *id)
             .map(PaymentInfo::outbound)

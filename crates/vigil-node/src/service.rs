@@ -107,7 +107,7 @@ impl Node {
     fn reconnect_peers(self: &Arc<Self>) {
         let now = Instant::now();
         let mut wanted: Vec<PublicKey> =
-            self.with_manager(|m| m.list_channels().into_iter().map(|c| c.counterparty_node_id).collect());
+            self.list_channels().into_iter().map(|c| c.counterparty_node_id).collect();
         wanted.sort();
         wanted.dedup();
         for peer in wanted {
