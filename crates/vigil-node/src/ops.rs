@@ -523,6 +523,14 @@ impl Node {
         }
     }
 
+    /// A future that completes when new events reach the user's queue (or
+    /// never, if none do: wait on it with a timeout). Take it before
+    /// reading `unhandled_events`, so nothing that arrives in between is
+    /// missed.
+    pub fn event_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.event_notify.notified()
+    }
+
     /// Takes the manager's new events: the autopilot handles its own, the
     /// rest wait for the user in order.
     pub(crate) fn pump_events(&self) {

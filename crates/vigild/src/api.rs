@@ -11,6 +11,7 @@
 //! {"error": {"code": "invalid_input", "field": "amount_sat", "message": "…"}}
 //! ```
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -50,6 +52,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/chain/info"),
     ("post", "/v1/chain/mine"),
     ("get", "/v1/events"),
+    ("get", "/v1/events/stream"),
     ("post", "/v1/events/ack"),
     ("get", "/v1/openapi.json"),
     ("get", "/metrics"),
@@ -146,6 +149,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/chain/info", get(chain_info))
         .route("/v1/chain/mine", post(mine))
         .route("/v1/events", get(events))
+        .route("/v1/events/stream", get(event_stream))
         .route("/v1/events/ack", post(ack))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(crate::metrics::handler))
@@ -486,6 +490,60 @@ async fn events(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    after: Option<u64>,
+}
+
+/// How often an idle event stream sends a comment, so proxies and clients
+/// see the connection is alive.
+const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Server-sent events: every unhandled event after `after` (or after the
+/// `Last-Event-ID` a reconnecting client sends), then each new one as it
+/// comes, as `id: <event id>`, `event: <kind>`, `data: <JSON>`. Events stay
+/// unhandled until `POST /v1/events/ack`, so a client that reconnects
+/// without a cursor sees again what it did not acknowledge.
+async fn event_stream(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::invalid("Last-Event-ID", "not an event id"))?,
+        ),
+    };
+    let after = q.after.max(last_event_id);
+    let stream = futures_util::stream::unfold((s.node, after, VecDeque::new()), |(node, after, mut ready)| async move {
+        let mut after = after;
+        loop {
+            if let Some(next) = ready.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(next), (node, after, ready)));
+            }
+            let notified = node.event_notified();
+            for (id, e) in node.unhandled_events() {
+                if after.is_none_or(|a| id.0 > a) {
+                    let value = json::event(id, &e);
+                    let kind = value["type"].as_str().unwrap_or("event").to_owned();
+                    ready.push_back(SseEvent::default().id(id.0.to_string()).event(kind).data(value.to_string()));
+                    after = Some(id.0);
+                }
+            }
+            if ready.is_empty() {
+                let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -156,6 +156,69 @@ fn three_processes_pay_across_two_hops_through_a_kill_9_of_the_forwarder() {
     let invoice = carol.ok("POST", "/v1/invoices", Some(json!({ "amount_msat": 5_000_000 })));
     let paid = alice.ok("POST", "/v1/payments/pay", Some(json!({ "invoice": invoice["invoice"] })));
     assert_eq!(paid["status"], "succeeded", "{paid}");
+
+    events_stream_and_acknowledge(&alice, &carol, paid["payment_hash"].as_str().expect("hash"));
+}
+
+/// The server-sent event stream resumes after `Last-Event-ID`, and
+/// `vigil events --follow --ack` prints each event once and acknowledges it.
+fn events_stream_and_acknowledge(alice: &Vigild, carol: &Vigild, last_hash: &str) {
+    use std::io::{BufRead, BufReader};
+
+    let sent = alice.ok("GET", "/v1/events", None);
+    let ids: Vec<u64> = sent.as_array().expect("list").iter().map(|e| e["id"].as_u64().expect("id")).collect();
+    assert!(ids.len() >= 2, "alice has payment events: {sent}");
+    let response = ureq::get(&format!("{}/v1/events/stream", alice.api_url()))
+        .set("Authorization", &format!("Bearer {}", alice.token()))
+        .set("Last-Event-ID", &ids[0].to_string())
+        .timeout(Duration::from_secs(30))
+        .call()
+        .expect("the stream opens");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    let first_id = BufReader::new(response.into_reader())
+        .lines()
+        .map(|l| l.expect("read the stream"))
+        .find_map(|l| l.strip_prefix("id:").map(|id| id.trim().parse::<u64>().expect("event id")))
+        .expect("an event after the cursor");
+    assert_eq!(first_id, ids[1], "the stream resumes right after Last-Event-ID");
+
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data-dir")
+        .arg(&carol.data_dir)
+        .args(["--api-url", &carol.api_url(), "--json", "events", "--follow", "--ack"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vigil events --follow");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut printed = Vec::new();
+    loop {
+        let line = rx.recv_timeout(WAIT).expect("vigil events --follow prints carol's events");
+        let event: Value = serde_json::from_str(&line).expect("one JSON event per line");
+        let last = event["type"] == "payment_received" && event["payment_hash"] == last_hash;
+        printed.push(event);
+        if last {
+            break;
+        }
+    }
+    // The acknowledgement of the last printed event is sent right after it
+    // is printed; give it the time to land.
+    wait_for("carol's printed events are acknowledged", WAIT, || {
+        let left = carol.ok("GET", "/v1/events", None);
+        let left: BTreeSet<u64> = left.as_array().expect("list").iter().filter_map(|e| e["id"].as_u64()).collect();
+        printed.iter().all(|e| !left.contains(&e["id"].as_u64().expect("id")))
+    });
+    follow.kill().expect("stop vigil events --follow");
+    let _ = follow.wait();
+    let received = printed.iter().filter(|e| e["type"] == "payment_received").count();
+    assert!(received >= 2, "carol's received payments were printed: {printed:?}");
 }
 
 #[test]

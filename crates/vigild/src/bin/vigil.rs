@@ -167,6 +167,42 @@ impl Client {
         })
     }
 
+    /// Reads the server-sent event stream, handing each event to `show`;
+    /// reconnects after a dropped connection, from the last event shown.
+    fn follow_events(&self, mut show: impl FnMut(&Value) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        // The server sends a keep-alive comment every 15 s; a silence much
+        // longer than that is a dead connection.
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(Duration::from_secs(60))
+            .build();
+        let mut after: Option<u64> = None;
+        loop {
+            let query = after.map_or_else(String::new, |a| format!("?after={a}"));
+            let response = agent
+                .get(&format!("{}/v1/events/stream{query}", self.url))
+                .set("Authorization", &format!("Bearer {}", self.token))
+                .call();
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => return Err(self.explain(e)),
+            };
+            let mut data = String::new();
+            for line in std::io::BufRead::lines(std::io::BufReader::new(response.into_reader())) {
+                let Ok(line) = line else { break };
+                if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                } else if line.is_empty() && !data.is_empty() {
+                    let event: Value = serde_json::from_str(&std::mem::take(&mut data))?;
+                    show(&event)?;
+                    after = event["id"].as_u64().or(after);
+                }
+            }
+            eprintln!("vigil: the event stream dropped; reconnecting");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let request = self
             .agent
@@ -178,24 +214,29 @@ impl Client {
         };
         match result {
             Ok(response) => Ok(response.into_json()?),
-            Err(ureq::Error::Status(status, response)) => {
+            Err(e) => Err(self.explain(e)),
+        }
+    }
+
+    /// Turns a failed request into an error that says what to do.
+    fn explain(&self, error: ureq::Error) -> anyhow::Error {
+        match error {
+            ureq::Error::Status(status, response) => {
                 let body: Value = response.into_json().unwrap_or(Value::Null);
                 let error = &body["error"];
                 let message = error["message"].as_str().unwrap_or("no details");
                 match (status, error["field"].as_str()) {
                     (401, _) => {
-                        bail!("vigild refused the token: {message} (check --data-dir or --token-file)")
+                        anyhow::anyhow!("vigild refused the token: {message} (check --data-dir or --token-file)")
                     }
-                    (_, Some(field)) => bail!("{field}: {message}"),
-                    _ => bail!("{message}"),
+                    (_, Some(field)) => anyhow::anyhow!("{field}: {message}"),
+                    _ => anyhow::anyhow!("{message}"),
                 }
             }
-            Err(ureq::Error::Transport(e)) => {
-                bail!(
-                    "cannot reach vigild at {} ({e}): is it running? (`vigild`, or set --api-url)",
-                    self.url
-                )
-            }
+            ureq::Error::Transport(e) => anyhow::anyhow!(
+                "cannot reach vigild at {} ({e}): is it running? (`vigild`, or set --api-url)",
+                self.url
+            ),
         }
     }
 }
@@ -393,28 +434,24 @@ fn run(args: &Args) -> anyhow::Result<()> {
             }),
         ),
         Command::Events { follow, ack } => {
-            let mut after: Option<u64> = None;
-            loop {
-                let wait = if *follow { 30 } else { 0 };
-                let query = after
-                    .map_or_else(|| format!("?wait_secs={wait}"), |a| format!("?after={a}&wait_secs={wait}"));
-                let events = client.call("GET", &format!("/v1/events{query}"), None)?;
-                for e in events.as_array().cloned().unwrap_or_default() {
-                    if args.json {
-                        println!("{e}");
-                    } else {
-                        print_event(&e);
-                    }
-                    let id = e["id"].as_u64().unwrap_or_default();
-                    if *ack {
-                        client.call("POST", "/v1/events/ack", Some(json!({ "id": id })))?;
-                    }
-                    after = Some(after.map_or(id, |a| a.max(id)));
+            let show = |e: &Value| -> anyhow::Result<()> {
+                if args.json {
+                    println!("{e}");
+                } else {
+                    print_event(e);
                 }
-                if !*follow {
-                    return Ok(());
+                if *ack {
+                    client.call("POST", "/v1/events/ack", Some(json!({ "id": e["id"] })))?;
                 }
+                Ok(())
+            };
+            if *follow {
+                return client.follow_events(show);
             }
+            for e in client.call("GET", "/v1/events", None)?.as_array().cloned().unwrap_or_default() {
+                show(&e)?;
+            }
+            return Ok(());
         }
         Command::Demo => unreachable!("handled above"),
     };
