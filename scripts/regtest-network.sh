@@ -10,7 +10,7 @@
 # Environment (all optional): BASE_DIR (default: a new temporary directory),
 # VIGILD and VIGIL (the binaries; default: built with cargo), and the ports
 # ALICE_PORTS, BOB_PORTS, CAROL_PORTS as "LISTEN API RPC" (defaults
-# "19735 19737 18443", "19745 19747 18453", "19755 19757 18463").
+# "19735 19737 19443", "19745 19747 19453", "19755 19757 19463").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +20,9 @@ if [[ -z "${VIGILD:-}" || -z "${VIGIL:-}" ]]; then
     VIGIL=${VIGIL:-target/debug/vigil}
 fi
 BASE_DIR=${BASE_DIR:-$(mktemp -d -t vigil-regtest-XXXXXX)}
-read -r -a ALICE <<< "${ALICE_PORTS:-19735 19737 18443}"
-read -r -a BOB <<< "${BOB_PORTS:-19745 19747 18453}"
-read -r -a CAROL <<< "${CAROL_PORTS:-19755 19757 18463}"
+read -r -a ALICE <<< "${ALICE_PORTS:-19735 19737 19443}"
+read -r -a BOB <<< "${BOB_PORTS:-19745 19747 19453}"
+read -r -a CAROL <<< "${CAROL_PORTS:-19755 19757 19463}"
 PIDS=()
 
 stop_all() {

@@ -63,6 +63,8 @@ pub enum NodeError {
     Network(String),
     /// The on-chain wallet failed.
     Wallet(String),
+    /// The node was stopped; build a new one to run again.
+    Stopped,
 }
 
 impl std::fmt::Display for NodeError {
@@ -74,6 +76,7 @@ impl std::fmt::Display for NodeError {
             Self::Chain(e) => write!(f, "chain source: {e}"),
             Self::Network(e) => write!(f, "network: {e}"),
             Self::Wallet(e) => write!(f, "on-chain wallet: {e}"),
+            Self::Stopped => write!(f, "the node was stopped (build a new one from its data directory)"),
         }
     }
 }
@@ -111,6 +114,9 @@ pub struct Node {
     pub(crate) user_events: Mutex<std::collections::VecDeque<(EventId, Event)>>,
     pub(crate) event_notify: tokio::sync::Notify,
     pub(crate) service: Mutex<crate::service::Service>,
+    /// Held for the whole of a background round, so that `stop` can wait
+    /// for the one in flight before it releases the data directory.
+    pub(crate) round: Mutex<()>,
     pub(crate) extras: crate::builder::Extras,
 }
 
@@ -235,6 +241,7 @@ impl Node {
             user_events: Mutex::new(std::collections::VecDeque::new()),
             event_notify: tokio::sync::Notify::new(),
             service: Mutex::new(crate::service::Service::default()),
+            round: Mutex::new(()),
             extras,
         };
         node.runtime().drive();
@@ -316,7 +323,8 @@ impl Node {
     /// accepted, every peer is disconnected, and the node writes nothing
     /// more (work still in flight is dropped, as in a crash); then the data
     /// directory is released for another node. Nothing needs flushing:
-    /// every write was made before the call that asked for it returned.
+    /// every write was made before the call that asked for it returned. A
+    /// stopped node cannot be started again.
     pub fn stop(&self) {
         crate::service::stop(self);
         if let Some(task) = self.listener.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -326,6 +334,9 @@ impl Node {
         // Taking the runtime waits for any call in progress; once stopped
         // it carries out nothing more.
         self.runtime().stopped = true;
+        // A background round already running (wallet, best block) ends
+        // before the directory is free for another node.
+        drop(self.round.lock().unwrap_or_else(|e| e.into_inner()));
         self.extras.dir.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 

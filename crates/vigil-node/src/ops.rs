@@ -186,6 +186,9 @@ impl Node {
         if peer == self.node_id() {
             return Err(invalid("node_id", "that is this node's own id"));
         }
+        if self.runtime().stopped {
+            return Err(OpError::Refused("the node is stopped".into()));
+        }
         if !self.is_connected(&peer) {
             let connect = self.connect(peer, addr);
             match tokio::time::timeout(Duration::from_secs(10), connect).await {
@@ -600,6 +603,9 @@ impl Node {
         preimage: Option<PaymentPreimage>,
         done: bool,
     ) {
+        if self.runtime().stopped {
+            return;
+        }
         let created_at_secs = self.inbound(&hash).map_or_else(crate::node::now_secs, |p| p.created_at_secs);
         let info = PaymentInfo {
             direction: Direction::Inbound,

@@ -33,8 +33,11 @@ pub struct Runtime {
     /// Writes the store refused, to try again.
     failed_persists: VecDeque<PersistRequest>,
     failed_records: VecDeque<RecordWrite>,
-    /// The last store or broadcast error, for the operator.
+    /// The last store or broadcast error, for the operator. A store error
+    /// is cleared once the store accepts a batch again.
     pub last_error: Option<String>,
+    /// Whether `last_error` is a store failure.
+    store_failing: bool,
     /// What the store was asked to do, and how long it took.
     pub stats: PersistStats,
     /// Set when the node stops: nothing more is written or sent.
@@ -92,6 +95,7 @@ impl Runtime {
             failed_persists: VecDeque::new(),
             failed_records: VecDeque::new(),
             last_error: None,
+            store_failing: false,
             stats: PersistStats::default(),
             stopped: false,
         }
@@ -128,6 +132,9 @@ impl Runtime {
         let started = Instant::now();
         match self.store.write_batch(&batch) {
             Ok(()) => {
+                if std::mem::take(&mut self.store_failing) {
+                    self.last_error = None;
+                }
                 self.stats.record(started.elapsed(), all_requests.len(), all_records.len(), bytes);
                 for request in all_requests {
                     if let Err(e) = self.manager.persist_completed(request.channel_id, request.seq) {
@@ -141,6 +148,7 @@ impl Runtime {
             Err(e) => {
                 self.stats.failures += 1;
                 self.last_error = Some(format!("store write failed (will retry): {e}"));
+                self.store_failing = true;
                 self.failed_persists = all_requests.into();
                 self.failed_records = all_records.into();
             }

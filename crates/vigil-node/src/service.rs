@@ -43,8 +43,12 @@ impl Node {
     ///
     /// # Errors
     ///
-    /// [`NodeError::Network`] if the listening address cannot be bound.
+    /// [`NodeError::Network`] if the listening address cannot be bound;
+    /// [`NodeError::Stopped`] after [`Node::stop`].
     pub async fn start(self: &Arc<Self>) -> Result<(), NodeError> {
+        if self.runtime().stopped {
+            return Err(NodeError::Stopped);
+        }
         if self.lock_service().task.is_some() {
             return Ok(());
         }
@@ -91,6 +95,10 @@ impl Node {
 
     /// One round of background work.
     fn background_round(&self, tick: bool) {
+        let _round = self.round.lock().unwrap_or_else(|e| e.into_inner());
+        if self.runtime().stopped {
+            return;
+        }
         if let Err(e) = self.sync_chain() {
             tracing::warn!(error = %e, "following the chain failed; retrying");
             self.runtime().last_error = Some(e.to_string());

@@ -230,6 +230,11 @@ async fn a_store_that_refuses_writes_stops_progress_safely_and_the_node_recovers
     })
     .await;
     assert!(bob.list_channels().iter().all(|c| c.usable), "the channel survived the outage");
+    assert!(
+        !bob.last_error().is_some_and(|e| e.contains("disk full")),
+        "the store error is cleared once writes work again: {:?}",
+        bob.last_error()
+    );
     alice.stop();
     bob.stop();
 }

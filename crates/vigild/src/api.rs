@@ -75,6 +75,38 @@ pub struct ApiState {
     pub anchors_default: bool,
     /// When vigild started.
     pub started: Instant,
+    /// Added to the node's event ids (which count from 1 in each run) so
+    /// that the API's ids never repeat across restarts: the start time in
+    /// seconds, shifted left by 20 bits. An id from an earlier run is then
+    /// below it, and cannot acknowledge an event of this run by mistake.
+    pub event_id_base: u64,
+    /// Set when vigild stops: event streams end.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ApiState {
+    /// The base for event ids of a run started now.
+    pub fn event_id_base_now() -> u64 {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        secs << 20
+    }
+
+    fn api_event_id(&self, id: EventId) -> u64 {
+        self.event_id_base.saturating_add(id.0)
+    }
+
+    /// The node's id for an API event id, if it is of this run.
+    fn node_event_id(&self, id: u64) -> Option<EventId> {
+        id.checked_sub(self.event_id_base).filter(|n| *n > 0).map(EventId)
+    }
+
+    /// A cursor (`after`, `Last-Event-ID`) in the node's ids: one from an
+    /// earlier run means every event of this run is new.
+    fn node_cursor(&self, after: Option<u64>) -> Option<u64> {
+        after.and_then(|a| a.checked_sub(self.event_id_base))
+    }
 }
 
 /// An error answer: a status and a JSON body naming what went wrong.
@@ -203,11 +235,21 @@ async fn not_found() -> ApiError {
     }
 }
 
+/// Runs node work that may block (a store transaction and its fsync, a
+/// call to the chain's RPC) without holding up the async workers that
+/// serve the other requests and the peers.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Parses a JSON body (empty means `{}`), naming the field at fault.
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -220,7 +262,9 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             "body".into()
         };
         ApiError::invalid(field, message)
-    })
+    })?;
+    de.end().map_err(|e| ApiError::invalid("body", format!("{e} (after the JSON object)")))?;
+    Ok(value)
 }
 
 fn node_id(field: &str, s: &str) -> Result<PublicKey, ApiError> {
@@ -246,7 +290,7 @@ fn wait_secs(field: &str, secs: Option<u64>, default: u64) -> Result<Duration, A
 
 async fn info(State(s): State<ApiState>) -> ApiResult {
     let channels = s.node.list_channels();
-    let tip = s.node.chain_tip().ok();
+    let tip = blocking(|| s.node.chain_tip().ok());
     Ok(Json(json!({
         "node_id": s.node.node_id().to_string(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -323,7 +367,7 @@ struct CloseRequest {
 async fn close_channel(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: CloseRequest = parse(&body)?;
     let id = channel_id(&r.channel_id)?;
-    s.node.close_channel(id, r.force)?;
+    blocking(|| s.node.close_channel(id, r.force))?;
     Ok(Json(json!({ "channel_id": r.channel_id, "force": r.force })))
 }
 
@@ -338,7 +382,8 @@ struct InvoiceRequest {
 
 async fn invoice(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: InvoiceRequest = parse(&body)?;
-    let invoice = s.node.create_invoice(r.amount_msat, &r.description, r.expiry_secs.unwrap_or(3600))?;
+    let invoice =
+        blocking(|| s.node.create_invoice(r.amount_msat, &r.description, r.expiry_secs.unwrap_or(3600)))?;
     Ok(Json(json!({
         "invoice": invoice.to_string(),
         "payment_hash": json::hex(invoice.payment_hash().as_ref()),
@@ -377,7 +422,7 @@ struct PayRequest {
 async fn pay(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: PayRequest = parse(&body)?;
     let wait = wait_secs("wait_secs", r.wait_secs, 60)?;
-    let id = s.node.pay_invoice(&r.invoice, r.amount_msat)?;
+    let id = blocking(|| s.node.pay_invoice(&r.invoice, r.amount_msat))?;
     outcome(&s.node, id, wait).await
 }
 
@@ -393,16 +438,16 @@ async fn keysend(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: KeysendRequest = parse(&body)?;
     let payee = node_id("node_id", &r.node_id)?;
     let wait = wait_secs("wait_secs", r.wait_secs, 60)?;
-    let (id, _) = s.node.keysend(payee, r.amount_msat)?;
+    let (id, _) = blocking(|| s.node.keysend(payee, r.amount_msat))?;
     outcome(&s.node, id, wait).await
 }
 
 async fn new_address(State(s): State<ApiState>) -> ApiResult {
-    Ok(Json(json!({ "address": s.node.new_address()?.to_string() })))
+    Ok(Json(json!({ "address": blocking(|| s.node.new_address())?.to_string() })))
 }
 
 async fn balance(State(s): State<ApiState>) -> ApiResult {
-    let b = s.node.balances();
+    let b = blocking(|| s.node.balances());
     Ok(Json(json!({
         "onchain_confirmed_sat": b.onchain_confirmed_sat,
         "onchain_pending_sat": b.onchain_pending_sat,
@@ -419,12 +464,12 @@ struct SendRequest {
 
 async fn send_onchain(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: SendRequest = parse(&body)?;
-    let txid = s.node.send_onchain(&r.address, r.amount_sat)?;
+    let txid = blocking(|| s.node.send_onchain(&r.address, r.amount_sat))?;
     Ok(Json(json!({ "txid": txid.to_string() })))
 }
 
 async fn chain_info(State(s): State<ApiState>) -> ApiResult {
-    let tip = s.node.chain_tip().map_err(|e| ApiError {
+    let tip = blocking(|| s.node.chain_tip()).map_err(|e| ApiError {
         status: StatusCode::BAD_GATEWAY,
         code: "chain_unavailable",
         field: None,
@@ -482,8 +527,8 @@ async fn events(
             .node
             .unhandled_events()
             .iter()
-            .filter(|(id, _)| q.after.is_none_or(|after| id.0 > after))
-            .map(|(id, e)| json::event(*id, e))
+            .filter(|(id, _)| s.node_cursor(q.after).is_none_or(|after| id.0 > after))
+            .map(|(id, e)| json::event(s.api_event_id(*id), e))
             .collect();
         if !events.is_empty() || Instant::now() >= deadline {
             return Ok(Json(json!(events)));
@@ -522,19 +567,25 @@ async fn event_stream(
                 .ok_or_else(|| ApiError::invalid("Last-Event-ID", "not an event id"))?,
         ),
     };
-    let after = q.after.max(last_event_id);
-    let stream = futures_util::stream::unfold((s.node, after, VecDeque::new()), |(node, after, mut ready)| async move {
+    let after = s.node_cursor(q.after.max(last_event_id));
+    let stream = futures_util::stream::unfold((s, after, VecDeque::new()), |(s, after, mut ready)| async move {
         let mut after = after;
         loop {
             if let Some(next) = ready.pop_front() {
-                return Some((Ok::<_, std::convert::Infallible>(next), (node, after, ready)));
+                return Some((Ok::<_, std::convert::Infallible>(next), (s, after, ready)));
             }
+            if s.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            let node = s.node.clone();
             let notified = node.event_notified();
             for (id, e) in node.unhandled_events() {
                 if after.is_none_or(|a| id.0 > a) {
-                    let value = json::event(id, &e);
+                    let value = json::event(s.api_event_id(id), &e);
                     let kind = value["type"].as_str().unwrap_or("event").to_owned();
-                    ready.push_back(SseEvent::default().id(id.0.to_string()).event(kind).data(value.to_string()));
+                    ready.push_back(
+                        SseEvent::default().id(value["id"].to_string()).event(kind).data(value.to_string()),
+                    );
                     after = Some(id.0);
                 }
             }
@@ -554,12 +605,15 @@ struct AckRequest {
 
 async fn ack(State(s): State<ApiState>, body: Bytes) -> ApiResult {
     let r: AckRequest = parse(&body)?;
-    if !s.node.event_handled(EventId(r.id)) {
+    if !s.node_event_id(r.id).is_some_and(|id| blocking(|| s.node.event_handled(id))) {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             field: Some("id".into()),
-            message: format!("no unhandled event {}", r.id),
+            message: format!(
+                "no unhandled event {} in this run of vigild (after a restart, unacknowledged events come again with new ids)",
+                r.id
+            ),
         });
     }
     Ok(Json(json!({ "acknowledged": r.id })))

@@ -65,6 +65,7 @@ pub struct Daemon {
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
     token_path: PathBuf,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -83,7 +84,10 @@ pub fn token_path(network_dir: &Path) -> PathBuf {
 fn load_or_create_token(path: &Path) -> Result<String, DaemonError> {
     let err = |source| DaemonError::Token { path: path.to_path_buf(), source };
     match fs::read_to_string(path) {
-        Ok(token) if token.trim().len() >= 32 => return Ok(token.trim().to_string()),
+        Ok(token) if token.trim().len() >= 32 => {
+            restrict(path).map_err(err)?;
+            return Ok(token.trim().to_string());
+        }
         Ok(_) => tracing::warn!(path = %path.display(), "the API token is too short; writing a new one"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
@@ -96,8 +100,28 @@ fn load_or_create_token(path: &Path) -> Result<String, DaemonError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(err)?;
+    // `mode` applies only when the file is created: an older file keeps
+    // its mode otherwise.
+    restrict(path).map_err(err)?;
     file.write_all(token.as_bytes()).and_then(|()| file.sync_all()).map_err(err)?;
     Ok(token)
+}
+
+/// Makes the token readable by its owner only (it may have been created or
+/// copied with looser permissions).
+fn restrict(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the API token was readable by others; setting it to 0600");
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 impl Daemon {
@@ -174,11 +198,14 @@ impl Daemon {
         if !api_addr.ip().is_loopback() {
             tracing::warn!(%api_addr, "the HTTP API listens beyond this machine; anyone with the token controls the node");
         }
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = ApiState {
             node: node.clone(),
             token: Arc::new(token),
             anchors_default: config.anchors,
             started: Instant::now(),
+            event_id_base: ApiState::event_id_base_now(),
+            stopping: stopping.clone(),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let app = api::router(state);
@@ -197,7 +224,15 @@ impl Daemon {
             peers = ?node.listening_addr(),
             "vigild ready"
         );
-        Ok(Self { node, rpc, api_addr, api_stop: Some(stop_tx), api_task: Some(api_task), token_path })
+        Ok(Self {
+            node,
+            rpc,
+            api_addr,
+            api_stop: Some(stop_tx),
+            api_task: Some(api_task),
+            token_path,
+            stopping,
+        })
     }
 
     /// The node.
@@ -242,11 +277,17 @@ impl Daemon {
 
     /// Stops the API, the RPC server (removing its cookie) and the node.
     pub async fn stop(mut self) {
+        // Event streams end, then the server stops taking requests and
+        // finishes those in flight (a payment waiting for its outcome may
+        // hold it up to 5 s; then it is cut).
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(stop) = self.api_stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.api_task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        if let Some(mut task) = self.api_task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+                task.abort();
+            }
         }
         if let Some(rpc) = self.rpc.take() {
             rpc.stop().await;

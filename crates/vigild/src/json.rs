@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use vigil_core::channel::Phase;
-use vigil_core::manager::{ChannelDetails, Event, EventId};
+use vigil_core::manager::{ChannelDetails, Event};
 use vigil_node::{Direction, PaymentInfo, PaymentState};
 
 /// Lowercase hex of `bytes`.
@@ -74,7 +74,7 @@ pub fn payment(p: &PaymentInfo) -> Value {
 }
 
 /// A user event, with its id.
-pub fn event(id: EventId, e: &Event) -> Value {
+pub fn event(id: u64, e: &Event) -> Value {
     let (kind, mut fields) = match e {
         Event::FundingGenerationReady { temporary_channel_id, counterparty_node_id, value_sat, .. } => (
             "funding_generation_ready",
@@ -121,7 +121,7 @@ pub fn event(id: EventId, e: &Event) -> Value {
                     "fee_earned_msat": fee_earned_msat }),
         ),
     };
-    fields["id"] = json!(id.0);
+    fields["id"] = json!(id);
     fields["type"] = json!(kind);
     fields
 }

@@ -200,6 +200,21 @@ fn the_api_wants_its_token_and_names_bad_fields() {
             |r| (r.status(), Value::Null),
         );
     assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("body")));
+    let (status, answer) = ureq::post(&format!("{}/v1/chain/mine", daemon.api_url()))
+        .set("Authorization", &format!("Bearer {}", daemon.token()))
+        .send_string(r#"{"blocks": 1} and more"#)
+        .map_or_else(
+            |e| match e {
+                ureq::Error::Status(c, r) => (c, r.into_json::<Value>().expect("json")),
+                e => panic!("{e}"),
+            },
+            |r| (r.status(), Value::Null),
+        );
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("body")), "trailing bytes are refused");
+    // Event ids never repeat across runs: a small id is from no run of
+    // this vigild, and acknowledges nothing.
+    let (status, answer) = daemon.call("POST", "/v1/events/ack", Some(json!({ "id": 1 })));
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")), "{answer}");
 
     // Operations the node refuses say why, with the right status.
     // Another valid key: the same x coordinate with the other parity (a

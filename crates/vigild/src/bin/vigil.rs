@@ -177,6 +177,7 @@ impl Client {
             .timeout_read(Duration::from_secs(60))
             .build();
         let mut after: Option<u64> = None;
+        let mut connected = false;
         loop {
             let query = after.map_or_else(String::new, |a| format!("?after={a}"));
             let response = agent
@@ -185,8 +186,16 @@ impl Client {
                 .call();
             let response = match response {
                 Ok(r) => r,
-                Err(e) => return Err(self.explain(e)),
+                // The first connection must work (else the options are
+                // wrong); later, vigild may be restarting: keep trying.
+                Err(e) if !connected => return Err(self.explain(e)),
+                Err(e) => {
+                    eprintln!("vigil: {}; trying again in 2 s", self.explain(e));
+                    std::thread::sleep(Duration::from_secs(2));
+                    continue;
+                }
             };
+            connected = true;
             let mut data = String::new();
             for line in std::io::BufRead::lines(std::io::BufReader::new(response.into_reader())) {
                 let Ok(line) = line else { break };
@@ -459,6 +468,22 @@ fn run(args: &Args) -> anyhow::Result<()> {
         println!("{result:#}");
     } else {
         human(&result);
+    }
+    // A payment that failed, or is still pending when the wait ended, is
+    // not a success for a script.
+    if let Command::Pay { wait_secs, .. } | Command::Keysend { wait_secs, .. } = &args.command {
+        match result["status"].as_str() {
+            Some("succeeded") => {}
+            Some("pending") if *wait_secs == 0 => {}
+            Some("failed") => bail!(
+                "the payment failed: {}",
+                result["failure_reason"].as_str().unwrap_or("no reason given")
+            ),
+            other => bail!(
+                "the payment is still {} (follow it with `vigil listpayments`, or wait longer with --wait-secs)",
+                other.unwrap_or("unknown")
+            ),
+        }
     }
     Ok(())
 }

@@ -56,6 +56,10 @@ struct Args {
     /// How often the node follows the chain and hands out events, in ms.
     #[arg(long, value_name = "MS")]
     poll_interval_ms: Option<u64>,
+    /// Whether channels opened through the API use zero-fee-HTLC anchors
+    /// unless the request says otherwise [default: false].
+    #[arg(long, value_name = "BOOL")]
+    anchors: Option<bool>,
 }
 
 impl Args {
@@ -67,7 +71,7 @@ impl Args {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
-        set!(network, listen, api_bind, chain, rpc_bind, poll_interval_ms);
+        set!(network, listen, api_bind, chain, rpc_bind, poll_interval_ms, anchors);
         macro_rules! set_opt {
             ($($field:ident),*) => { $( if self.$field.is_some() { c.$field = self.$field.clone(); } )* };
         }
