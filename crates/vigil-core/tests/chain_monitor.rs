@@ -273,7 +273,7 @@ fn deferred_claims_surface_only_at_start_up() {
 fn compaction_keeps_a_snapshot_and_few_deltas_and_loads_the_same_monitor() {
     let pair = paid_pair(4);
     let channel_id = pair.b.durable[0].channel_id;
-    let config = ChainMonitorConfig { compaction_interval: 3 };
+    let config = ChainMonitorConfig { compaction_interval: 3, compact_by_size: false };
     let mut rig = Rig::new(config);
     rig.feed(&pair.b.durable.clone());
     let snapshots = rig.in_flight.iter().filter(|r| r.kind == PersistKind::Snapshot).count();
@@ -288,15 +288,52 @@ fn compaction_keeps_a_snapshot_and_few_deltas_and_loads_the_same_monitor() {
 }
 
 #[test]
+fn size_based_compaction_bounds_the_bytes_written_and_loads_the_same_monitor() {
+    let pair = paid_pair(24);
+    let channel_id = pair.b.durable[0].channel_id;
+    let updates = pair.b.durable.clone();
+    let delta_only = {
+        let mut r = Rig::new(ChainMonitorConfig { compaction_interval: u64::MAX, compact_by_size: false });
+        r.feed(&updates);
+        r.complete_all();
+        r.bytes_written
+    };
+    let mut rig = Rig::new(ChainMonitorConfig { compaction_interval: u64::MAX, compact_by_size: true });
+    rig.feed(&updates);
+    let snapshots = rig.in_flight.iter().filter(|r| r.kind == PersistKind::Snapshot).count();
+    rig.complete_all();
+    assert!(snapshots > 1, "the snapshot is rewritten as the deltas grow ({snapshots})");
+    // Each rewrite is paid for by at least as many delta bytes before it,
+    // so the total stays within twice the deltas alone (plus the last
+    // snapshot).
+    let snapshot_len = rig.durable[&(MONITORS_NAMESPACE.to_string(), snapshot_key(&channel_id))].len();
+    assert!(
+        rig.bytes_written <= 2 * delta_only + snapshot_len,
+        "{} bytes written, {delta_only} by deltas alone, snapshot {snapshot_len}",
+        rig.bytes_written
+    );
+    let stored_deltas: usize = rig
+        .durable
+        .iter()
+        .filter(|((ns, k), _)| ns == MONITORS_NAMESPACE && *k != snapshot_key(&channel_id))
+        .map(|(_, v)| v.len())
+        .sum();
+    assert!(stored_deltas <= snapshot_len + 4096, "the deltas never outweigh the snapshot by more than one");
+    let live = rig.cm.monitor(&channel_id).expect("monitored").serialize();
+    rig.crash();
+    assert_eq!(rig.cm.monitor(&channel_id).expect("loaded").serialize(), live);
+}
+
+#[test]
 fn a_torn_last_delta_is_ignored_and_repaired() {
     let pair = paid_pair(1);
     let channel_id = pair.b.durable[0].channel_id;
     let updates = pair.b.durable.clone();
-    let mut rig = Rig::new(ChainMonitorConfig { compaction_interval: 1_000 });
+    let mut rig = Rig::new(ChainMonitorConfig { compaction_interval: 1_000, compact_by_size: false });
     rig.feed(&updates);
     rig.complete_all();
     let before_last = {
-        let mut r = Rig::new(ChainMonitorConfig { compaction_interval: 1_000 });
+        let mut r = Rig::new(ChainMonitorConfig { compaction_interval: 1_000, compact_by_size: false });
         r.feed(&updates[..updates.len() - 1]);
         r.complete_all();
         r.cm.monitor(&channel_id).expect("monitored").serialize()
@@ -333,7 +370,7 @@ fn a_torn_last_delta_is_ignored_and_repaired() {
 fn stored_channel() -> (Rig, ChannelId, Vec<u64>) {
     let pair = paid_pair(1);
     let channel_id = pair.b.durable[0].channel_id;
-    let mut rig = Rig::new(ChainMonitorConfig { compaction_interval: 1_000 });
+    let mut rig = Rig::new(ChainMonitorConfig { compaction_interval: 1_000, compact_by_size: false });
     rig.feed(&pair.b.durable.clone());
     rig.complete_all();
     let deltas: Vec<u64> = rig
@@ -481,7 +518,7 @@ fn requests_apply_to_a_real_sqlite_store_and_load_back() {
     let store = vigil_store::SqliteStore::open(dir.path().join("vigil.sqlite")).expect("open");
     let pair = paid_pair(3);
     let channel_id = pair.b.durable[0].channel_id;
-    let mut cm = ChainMonitor::new(ChainMonitorConfig { compaction_interval: 4 });
+    let mut cm = ChainMonitor::new(ChainMonitorConfig { compaction_interval: 4, compact_by_size: false });
     for u in &pair.b.durable {
         cm.update_channel(u).expect("applies");
     }

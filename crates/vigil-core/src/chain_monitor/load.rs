@@ -167,6 +167,8 @@ fn load_channel(channel_id: ChannelId, pieces: Stored) -> Result<(Slot, Option<T
     }
     let last = pieces.deltas.keys().next_back().copied();
     let numbers: Vec<u64> = pieces.deltas.keys().copied().collect();
+    let stored_bytes =
+        (bytes.len() as u64, pieces.deltas.values().map(|(_, v)| v.len() as u64).sum::<u64>());
     if let Some(pair) = numbers.windows(2).find(|w| w[1] != w[0] + 1) {
         let key = pieces.deltas[&pair[1]].0.clone();
         let reason = format!("delta {} is missing", pair[0] + 1);
@@ -199,5 +201,5 @@ fn load_channel(channel_id: ChannelId, pieces: Stored) -> Result<(Slot, Option<T
     }
     // Whatever was stored is durable: its events are released.
     monitor.stamp_events(0);
-    Ok((Slot::new(monitor, true, numbers), torn))
+    Ok((Slot::new(monitor, true, numbers, stored_bytes), torn))
 }

@@ -34,16 +34,33 @@ pub use load::{LoadError, TornDelta};
 pub use store::{Delta, PersistKind, PersistRequest, StoreOp, ARCHIVE_NAMESPACE, MONITORS_NAMESPACE};
 
 /// How the chain monitor persists.
+///
+/// A monitor's snapshot is rewritten, and its deltas removed, when its
+/// deltas since the last snapshot weigh as much as that snapshot (so the
+/// bytes written stay within about twice the deltas' own, however large
+/// the monitor grows; ADR 0012), or after `compaction_interval` deltas,
+/// whichever comes first (so a load replays at most that many).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainMonitorConfig {
-    /// A monitor's snapshot is rewritten, and its deltas removed, after this
-    /// many deltas (K).
+    /// The most deltas a monitor keeps before its snapshot is rewritten
+    /// (K).
     pub compaction_interval: u64,
+    /// Whether the snapshot is also rewritten once the deltas weigh as much
+    /// as it does. Off, only `compaction_interval` counts.
+    pub compact_by_size: bool,
 }
 
 impl Default for ChainMonitorConfig {
     fn default() -> Self {
-        Self { compaction_interval: 16 }
+        Self { compaction_interval: 256, compact_by_size: true }
+    }
+}
+
+impl ChainMonitorConfig {
+    /// Whether the next write of `slot` should be a snapshot.
+    fn compact(&self, slot: &Slot) -> bool {
+        slot.deltas.len() as u64 + 1 >= self.compaction_interval
+            || (self.compact_by_size && slot.delta_bytes >= slot.snapshot_bytes)
     }
 }
 
@@ -153,6 +170,9 @@ struct Slot {
     /// Deltas written (or being written) since the snapshot.
     deltas: Vec<u64>,
     next_delta: u64,
+    /// Their size, and the last snapshot's (for size-based compaction).
+    delta_bytes: u64,
+    snapshot_bytes: u64,
     /// Acknowledgements and records not written yet.
     pending: Delta,
     /// Events given to the manager in this run.
@@ -161,7 +181,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(monitor: ChannelMonitor, durable: bool, deltas: Vec<u64>) -> Self {
+    /// A slot for `monitor`, whose stored snapshot and `deltas` weigh
+    /// `stored_bytes` (snapshot, deltas).
+    fn new(monitor: ChannelMonitor, durable: bool, deltas: Vec<u64>, stored_bytes: (u64, u64)) -> Self {
         let durable_update_id = if durable { monitor.latest_update_id() } else { 0 };
         let next_delta = deltas.iter().max().map_or(1, |n| n + 1);
         Self {
@@ -171,6 +193,8 @@ impl Slot {
             durable_update_id,
             deltas,
             next_delta,
+            snapshot_bytes: stored_bytes.0,
+            delta_bytes: stored_bytes.1,
             pending: Delta::default(),
             handed_out: BTreeSet::new(),
             archiving: false,
@@ -246,7 +270,7 @@ impl ChainMonitor {
             }
             let mut monitor = ChannelMonitor::from_first_update(update).map_err(ApplyError::Refused)?;
             monitor.best_height = self.best_height;
-            self.slots.insert(channel_id, Slot::new(monitor, false, Vec::new()));
+            self.slots.insert(channel_id, Slot::new(monitor, false, Vec::new(), (0, 0)));
             self.write(channel_id, Write::Snapshot);
             return Ok(true);
         };
@@ -256,7 +280,7 @@ impl ChainMonitor {
         if !slot.monitor.apply(update).map_err(ApplyError::Refused)? {
             return Ok(false);
         }
-        if slot.deltas.len() as u64 + 1 >= self.config.compaction_interval {
+        if self.config.compact(slot) {
             self.write(channel_id, Write::Snapshot);
         } else {
             let mut delta = std::mem::take(&mut slot.pending);
@@ -313,16 +337,17 @@ impl ChainMonitor {
                 let n = slot.next_delta;
                 slot.next_delta += 1;
                 slot.deltas.push(n);
-                let op = StoreOp::Write {
-                    namespace: MONITORS_NAMESPACE,
-                    key: store::delta_key(&channel_id, n),
-                    value: delta.serialize(),
-                };
+                let value = delta.serialize();
+                slot.delta_bytes += value.len() as u64;
+                let op = StoreOp::Write { namespace: MONITORS_NAMESPACE, key: store::delta_key(&channel_id, n), value };
                 (PersistKind::Delta, vec![op])
             }
             Write::Snapshot => {
                 slot.pending = Delta::default();
-                (PersistKind::Snapshot, store::snapshot_ops(&slot.monitor, &std::mem::take(&mut slot.deltas)))
+                let ops = store::snapshot_ops(&slot.monitor, &std::mem::take(&mut slot.deltas));
+                slot.delta_bytes = 0;
+                slot.snapshot_bytes = ops.iter().map(StoreOp::value_len).sum();
+                (PersistKind::Snapshot, ops)
             }
             Write::Archive => {
                 slot.pending = Delta::default();
@@ -383,7 +408,14 @@ impl ChainMonitor {
     pub fn poll_event(&mut self) -> Option<ReleasedEvent> {
         for (channel_id, slot) in &mut self.slots {
             let durable = slot.durable_seq;
-            let next = slot.monitor.events().iter().find(|e| {
+            // Events are kept in id order and released in that order (a
+            // later event is held by the same or a later write), and given
+            // out in that order: everything up to the last one given out was
+            // given out (or acknowledged). Start after it, so a backlog of
+            // unacknowledged events costs nothing per poll.
+            let events = slot.monitor.events();
+            let start = slot.handed_out.last().map_or(0, |last| events.partition_point(|e| e.id <= *last));
+            let next = events[start..].iter().find(|e| {
                 let released = e.gate.is_some_and(|g| g <= durable);
                 #[cfg(feature = "bug-injection")]
                 let released =
@@ -470,7 +502,7 @@ impl ChainMonitor {
             .collect();
         for channel_id in &dirty {
             let slot = self.slots.get_mut(channel_id).expect("listed above");
-            if slot.deltas.len() as u64 + 1 >= self.config.compaction_interval {
+            if self.config.compact(slot) {
                 self.write(*channel_id, Write::Snapshot);
             } else {
                 let delta = std::mem::take(&mut slot.pending);

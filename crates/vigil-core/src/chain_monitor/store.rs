@@ -52,6 +52,16 @@ pub enum StoreOp {
     },
 }
 
+impl StoreOp {
+    /// The bytes it writes (0 for a removal).
+    pub fn value_len(&self) -> u64 {
+        match self {
+            StoreOp::Write { value, .. } => value.len() as u64,
+            StoreOp::Remove { .. } => 0,
+        }
+    }
+}
+
 /// What a persistence writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PersistKind {

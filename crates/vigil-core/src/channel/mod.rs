@@ -294,6 +294,14 @@ impl<S: EcdsaChannelSigner> Channel<S> {
         self.outbox.pop_front().map(|q| q.output)
     }
 
+    /// Whether `poll_monitor_update` or `poll_output` has something now
+    /// (a cheap check, so that a node with many channels visits only those
+    /// that moved).
+    pub fn has_pending(&self) -> bool {
+        !self.updates.is_empty()
+            || self.outbox.front().is_some_and(|head| head.after_update.is_none_or(|id| id <= self.durable_up_to))
+    }
+
     /// The next monitor update to persist, in `update_id` order.
     pub fn poll_monitor_update(&mut self) -> Option<MonitorUpdate> {
         self.updates.pop_front()

@@ -17,7 +17,14 @@ use lightning::bolt11_invoice::{
 use lightning::sign::EntropySource;
 use lightning::types::payment::{PaymentHash, PaymentPreimage, PaymentSecret};
 
+use lightning::ln::types::ChannelId;
+use lightning::sign::InMemorySigner;
+
 use super::ChannelManager;
+use crate::channel::Channel;
+
+/// The most route hints an invoice carries (LDK's choice too).
+pub const MAX_ROUTE_HINTS: usize = 3;
 
 /// Why an invoice could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +109,7 @@ impl ChannelManager {
             builder = builder.amount_milli_satoshis(amount);
         }
         let policy = &self.config.forwarding;
-        for channel in self.channels.values().filter(|c| c.is_usable()) {
+        for channel in self.hint_channels() {
             let Some(alias) = channel.snapshot().their_scid_alias else { continue };
             // The peer's terms from its channel_update; until it sent one,
             // our own (a guess: a peer charging more fails the payment with
@@ -138,6 +145,28 @@ impl ChannelManager {
         builder
             .build_signed(|m| secp.sign_ecdsa_recoverable(m, &key))
             .map_err(|e| InvoiceError::Creation(e.to_string()))
+    }
+
+    /// The channels an invoice hints at: usable ones with an alias, the one
+    /// with the most inbound capacity of each peer first, at most
+    /// [`MAX_ROUTE_HINTS`] (every hint lengthens the invoice, and a bech32
+    /// invoice has a length limit that hundreds of hints exceed).
+    fn hint_channels(&self) -> Vec<&Channel<InMemorySigner>> {
+        let inbound: std::collections::HashMap<ChannelId, u64> = self
+            .list_channels()
+            .iter()
+            .map(|d| (d.channel_id, (d.value_sat * 1000).saturating_sub(d.balance_msat)))
+            .collect();
+        let mut usable: Vec<_> = self
+            .channels
+            .values()
+            .filter(|c| c.is_usable() && c.snapshot().their_scid_alias.is_some())
+            .collect();
+        usable.sort_by_key(|c| std::cmp::Reverse(inbound.get(&c.channel_id()).copied().unwrap_or(0)));
+        let mut peers = std::collections::HashSet::new();
+        let (firsts, others): (Vec<_>, Vec<_>) =
+            usable.into_iter().partition(|c| peers.insert(c.counterparty_node_id()));
+        firsts.into_iter().chain(others).take(MAX_ROUTE_HINTS).collect()
     }
 
     /// The preimage of one of our invoices, from its payment secret (for

@@ -56,7 +56,7 @@ use crate::monitor::{MonitorEvent, MonitorEventId};
 use events::{AckAction, EventQueue};
 pub use events::{Event, EventId, PaymentId, PaymentPurpose};
 pub use htlcs::NoLog;
-pub use invoice::InvoiceError;
+pub use invoice::{InvoiceError, MAX_ROUTE_HINTS};
 pub use records::{PaymentRecord, PaymentStatus, RecordWrite};
 pub use send::PayError;
 
@@ -906,7 +906,10 @@ impl ChannelManager {
     fn process(&mut self) {
         for _ in 0..1_000 {
             let mut moved = false;
-            let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
+            // Only the channels with something to drain: with thousands of
+            // channels, a message for one must not cost a visit to each.
+            let ids: Vec<ChannelId> =
+                self.channels.iter().filter(|(_, c)| c.has_pending()).map(|(id, _)| *id).collect();
             for id in ids {
                 moved |= self.drain_channel(id);
             }
@@ -928,11 +931,9 @@ impl ChannelManager {
             }
             moved |= self.start_ready_payments();
             moved |= self.send_channel_updates();
-            let ids: Vec<ChannelId> = self.channels.keys().copied().collect();
-            for id in ids {
+            for channel in self.channels.values_mut() {
                 // Not only usable channels: a closing channel still commits
                 // its pending claims and fails (the channel checks the rest).
-                let channel = self.channels.get_mut(&id).expect("listed above");
                 if channel.phase() == &Phase::Funded {
                     moved |= channel.send_commitment().unwrap_or(false);
                 }
