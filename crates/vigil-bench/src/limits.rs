@@ -118,15 +118,19 @@ pub fn rows(costs: &Costs, mem: f64, disk: f64, forward: f64) -> Vec<Row> {
         "per_node_and_channel": { "signs": SIGNS_PER_NODE_CHANNEL, "verifies": VERIFIES_PER_NODE_CHANNEL,
                                   "min_fsyncs": MIN_FSYNCS_PER_NODE_CHANNEL },
     });
-    let row = |name: &str, ceiling: f64, measured: f64, bound: &str| {
+    // A scenario is bound by the lower of its two ceilings.
+    let row = |name: &str, cpu: f64, fsync: f64, measured: f64| {
+        let (ceiling, bound) = if fsync < cpu { (fsync, "fsyncs") } else { (cpu, "signatures") };
         Row::new(name, "fraction of ceiling", true, vec![measured / ceiling], Vec::new()).with(json!({
-            "ceiling_payments_per_s": ceiling, "vigil_payments_per_s": measured, "bound": bound, "costs": costs_json,
+            "ceiling_payments_per_s": ceiling, "bound": bound,
+            "signature_ceiling_payments_per_s": cpu, "fsync_ceiling_payments_per_s": fsync,
+            "vigil_payments_per_s": measured, "costs": costs_json,
         }))
     };
     vec![
-        row("limits payments-mem", direct_cpu, mem, "signatures"),
-        row("limits payments-disk", direct_fsync.min(direct_cpu), disk, "fsyncs"),
-        row("limits forward", forward_fsync.min(forward_cpu), forward, "fsyncs"),
+        row("limits payments-mem", direct_cpu, f64::INFINITY, mem),
+        row("limits payments-disk", direct_cpu, direct_fsync, disk),
+        row("limits forward", forward_cpu, forward_fsync, forward),
     ]
 }
 
@@ -144,5 +148,9 @@ mod tests {
         let rows = rows(&costs, 1e6 / 600.0, 125.0, 50.0);
         assert!((rows[0].vigil - 0.5).abs() < 1e-9, "half the signature ceiling");
         assert!((rows[1].vigil - 0.5).abs() < 1e-9, "half the fsync ceiling");
+        assert_eq!(rows[1].extra["bound"], "fsyncs");
+        // With a nearly free fsync, the signatures bound the disk scenario.
+        let fast_disk = Costs { fsync_us: 1.0, ..costs };
+        assert_eq!(super::rows(&fast_disk, 1.0, 1.0, 1.0)[1].extra["bound"], "signatures");
     }
 }

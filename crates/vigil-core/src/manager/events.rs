@@ -177,7 +177,10 @@ struct Pending {
 #[derive(Debug, Default)]
 pub(crate) struct EventQueue {
     next_id: u64,
+    /// In id order; the first `delivered` ones were delivered (events are
+    /// delivered oldest first, so the delivered ones are a prefix).
     pending: VecDeque<Pending>,
+    delivered: usize,
     /// Actions of events the user had already handled before a restart:
     /// run without asking again.
     silent: Vec<AckAction>,
@@ -207,8 +210,10 @@ impl EventQueue {
     /// and not handled stays in [`EventQueue::unhandled`], and comes back
     /// after a restart.
     pub(crate) fn next(&mut self) -> Option<(EventId, Event)> {
-        let p = self.pending.iter_mut().find(|p| !p.delivered)?;
+        let p = self.pending.get_mut(self.delivered)?;
+        debug_assert!(!p.delivered, "the delivered events are a prefix");
         p.delivered = true;
+        self.delivered += 1;
         Some((p.id, p.event.clone()))
     }
 
@@ -219,8 +224,11 @@ impl EventQueue {
 
     /// Removes a handled event. Returns its actions, or `None` if unknown.
     pub(crate) fn handled(&mut self, id: EventId) -> Option<(Event, Vec<AckAction>)> {
-        let at = self.pending.iter().position(|p| p.id == id)?;
+        let at = self.pending.binary_search_by_key(&id, |p| p.id).ok()?;
         let p = self.pending.remove(at).expect("the position was just found");
+        if p.delivered {
+            self.delivered -= 1;
+        }
         Some((p.event, p.on_handled))
     }
 }
