@@ -13,11 +13,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{Amount, Block, ScriptBuf, Transaction, TxOut};
+use bitcoin::{Block, ScriptBuf, Transaction};
 use lightning::ln::msgs::{self, ChannelMessageHandler, MessageSendEvent};
 use lightning::types::payment::PaymentHash;
 use lightning_invoice::Bolt11Invoice;
-use vigil_chain::testkit::{coinbase_coin, spend_p2wpkh, TestKey};
+use vigil_chain::testkit::{coinbase_coin, funding_spend, TestKey};
 use vigil_chain::{ChainSource, ManualClock, RegtestChain};
 
 use crate::store::{CountingStore, StoreCounts};
@@ -198,16 +198,7 @@ impl<N: BenchNode> Net<N> {
             let (script, value) =
                 self.nodes[a].funding_needed().expect("the channel asks for its funding after accept_channel");
             let height = self.coinbases.pop_front().expect("enough coinbases were mined for the channels");
-            let coin = coinbase_coin(&*self.chain, height);
-            let change = coin.txout.value - Amount::from_sat(value) - Amount::from_sat(1_000);
-            let tx = spend_p2wpkh(
-                &key,
-                std::slice::from_ref(&coin),
-                vec![
-                    TxOut { value: Amount::from_sat(value), script_pubkey: script },
-                    TxOut { value: change, script_pubkey: key.p2wpkh() },
-                ],
-            );
+            let tx = funding_spend(&key, &coinbase_coin(&*self.chain, height), script, value);
             self.nodes[a].fund(tx.clone());
             self.run(true);
             // The node broadcasts it too; one of the two submissions wins.

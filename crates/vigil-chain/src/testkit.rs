@@ -131,6 +131,24 @@ pub fn sign_p2wsh(tx: &mut Transaction, input: usize, key: &TestKey, witness_scr
     tx.input[input].witness = Witness::from_slice(&[sig, witness_script.to_bytes()]);
 }
 
+/// A signed channel funding: `coin` (P2WPKH of `key`) pays `value_sat` to
+/// `script` at output 0 and the rest, less a 1,000 sat fee, back to `key`.
+///
+/// # Panics
+///
+/// If the coin holds less than `value_sat` plus the fee.
+pub fn funding_spend(key: &TestKey, coin: &Coin, script: ScriptBuf, value_sat: u64) -> Transaction {
+    let change = coin.txout.value - Amount::from_sat(value_sat) - Amount::from_sat(1_000);
+    spend_p2wpkh(
+        key,
+        std::slice::from_ref(coin),
+        vec![
+            TxOut { value: Amount::from_sat(value_sat), script_pubkey: script },
+            TxOut { value: change, script_pubkey: key.p2wpkh() },
+        ],
+    )
+}
+
 /// A signed transaction spending `coins` (all P2WPKH of `key`) to `outputs`.
 pub fn spend_p2wpkh(key: &TestKey, coins: &[Coin], outputs: Vec<TxOut>) -> Transaction {
     let mut tx = unsigned(coins, outputs);

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{Amount, OutPoint, TxOut};
+use bitcoin::OutPoint;
 use lightning::ln::types::ChannelId;
 use lightning::sign::KeysManager;
-use vigil_chain::testkit::{coinbase_coin, spend_p2wpkh, Coin, TestKey};
+use vigil_chain::testkit::{coinbase_coin, funding_spend, Coin, TestKey};
 use vigil_chain::{ChainSource, ManualClock, RegtestChain};
 use vigil_core::chain_monitor::{ChainMonitor, PersistRequest, StoreOp, MONITORS_NAMESPACE};
 use vigil_core::channel::ChannelMessage;
@@ -609,16 +609,7 @@ impl World {
                 })
                 .expect("funding requested");
         let key = coin_key(a);
-        let coin = coinbase_coin(&self.chain, coin);
-        let change = coin.txout.value - Amount::from_sat(value) - Amount::from_sat(1_000);
-        let tx = spend_p2wpkh(
-            &key,
-            std::slice::from_ref(&coin),
-            vec![
-                TxOut { value: Amount::from_sat(value), script_pubkey: script },
-                TxOut { value: change, script_pubkey: key.p2wpkh() },
-            ],
-        );
+        let tx = funding_spend(&key, &coinbase_coin(&self.chain, coin), script, value);
         self.fundings.push((OutPoint { txid: tx.compute_txid(), vout: 0 }, value));
         let id = self.nodes[a].manager.funding_transaction_generated(temp, tx).expect("funding");
         self.settle_setup();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bitcoin::constants::ChainHash;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
-use bitcoin::{Amount, Network, ScriptBuf, Transaction, TxOut, Witness};
+use bitcoin::{Network, ScriptBuf, Transaction, TxOut, Witness};
 use lightning::ln::chan_utils::{ChannelTransactionParameters, HolderCommitmentTransaction};
 use lightning::ln::msgs::{self, OnionPacket};
 use lightning::sign::ecdsa::EcdsaChannelSigner;
@@ -29,7 +29,7 @@ use lightning::sign::{
 use lightning::types::features::ChannelTypeFeatures;
 use lightning::types::payment::{PaymentHash, PaymentPreimage};
 use vigil_chain::regtest::validate::verify_scripts;
-use vigil_chain::testkit::{coin_of, coinbase_coin, spend_p2wpkh, TestKey};
+use vigil_chain::testkit::{coin_of, coinbase_coin, funding_spend, TestKey};
 use vigil_chain::{ChainSource, ManualClock, RegtestChain};
 use vigil_core::channel::commitment::{commitment_index, htlc_transaction};
 use vigil_core::channel::{
@@ -438,16 +438,7 @@ impl Pair {
             Some(x) => x,
             None => panic!("expected FundingNeeded, got {:?} / errors {:?}", pair.a.events, pair.a.errors),
         };
-        let coin = coinbase_coin(&pair.chain, 1);
-        let change = coin.txout.value - Amount::from_sat(value) - Amount::from_sat(1000);
-        let funding = spend_p2wpkh(
-            &funder_key,
-            std::slice::from_ref(&coin),
-            vec![
-                TxOut { value: Amount::from_sat(value), script_pubkey: script },
-                TxOut { value: change, script_pubkey: funder_key.p2wpkh() },
-            ],
-        );
+        let funding = funding_spend(&funder_key, &coinbase_coin(&pair.chain, 1), script, value);
         pair.funding = Some(funding.clone());
         pair.a.channel.funding_outpoint_ready(funding.compute_txid(), 0).expect("funding outpoint");
         pair.deliver(Who::A); // funding_created
