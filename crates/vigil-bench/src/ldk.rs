@@ -174,7 +174,7 @@ fn parts(seed: u8, run: u32, chain: &Arc<RegtestChain>, kv: &Arc<LdkKv>) -> Part
 impl LdkNode {
     /// A new node with an empty store.
     fn new_node(seed: u8, chain: Arc<RegtestChain>, store: Arc<CountingStore>) -> Self {
-        let kv = Arc::new(LdkKv(store.clone()));
+        let kv = Arc::new(LdkKv::new(store.clone()));
         let p = parts(seed, 0, &chain, &kv);
         let tip = chain.block_hash(chain.height()).expect("in-memory chain").expect("the tip exists");
         let params = ChainParameters { network: Network::Regtest, best_block: BestBlock::new(tip, chain.height()) };

@@ -31,6 +31,13 @@ pub const SIGNS_PER_NODE_CHANNEL: f64 = 3.0;
 pub const VERIFIES_PER_NODE_CHANNEL: f64 = 3.0;
 /// The fewest fsyncs one node needs per payment and channel crossed.
 pub const MIN_FSYNCS_PER_NODE_CHANNEL: f64 = 2.0;
+/// Point multiplications one node needs per payment and channel crossed
+/// for BOLT 3's key derivation: it handles 4 commitments (2 of its own, 2
+/// of the peer's), and each needs the per-commitment point and the
+/// revocation, delayed and two HTLC keys derived from it (about 6
+/// multiplications, counted at the variable-base cost, which overstates
+/// the generator ones).
+pub const MULTS_PER_NODE_CHANNEL: f64 = 24.0;
 
 /// What the primitives cost here, in microseconds.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +106,12 @@ pub fn signature_ceiling(costs: &Costs, node_channels: f64) -> f64 {
     1e6 / (node_channels * (SIGNS_PER_NODE_CHANNEL * costs.sign_us + VERIFIES_PER_NODE_CHANNEL * costs.verify_us))
 }
 
+/// Payments per second the signatures and BOLT 3's key derivation allow
+/// together: the protocol's own CPU floor.
+pub fn protocol_ceiling(costs: &Costs, node_channels: f64) -> f64 {
+    1e6 / (1e6 / signature_ceiling(costs, node_channels) + node_channels * MULTS_PER_NODE_CHANNEL * costs.ecmult_us)
+}
+
 /// Payments per second the fsyncs alone allow, one after the other.
 pub fn fsync_ceiling(costs: &Costs, node_channels: f64) -> f64 {
     1e6 / (node_channels * MIN_FSYNCS_PER_NODE_CHANNEL * costs.fsync_us)
@@ -116,21 +129,24 @@ pub fn rows(costs: &Costs, mem: f64, disk: f64, forward: f64) -> Vec<Row> {
         "sign_us": costs.sign_us, "verify_us": costs.verify_us,
         "ecmult_us": costs.ecmult_us, "fsync_us": costs.fsync_us,
         "per_node_and_channel": { "signs": SIGNS_PER_NODE_CHANNEL, "verifies": VERIFIES_PER_NODE_CHANNEL,
-                                  "min_fsyncs": MIN_FSYNCS_PER_NODE_CHANNEL },
+                                  "point_mults": MULTS_PER_NODE_CHANNEL, "min_fsyncs": MIN_FSYNCS_PER_NODE_CHANNEL },
     });
     // A scenario is bound by the lower of its two ceilings.
-    let row = |name: &str, cpu: f64, fsync: f64, measured: f64| {
+    let row = |name: &str, cpu: f64, protocol: f64, fsync: f64, measured: f64| {
         let (ceiling, bound) = if fsync < cpu { (fsync, "fsyncs") } else { (cpu, "signatures") };
         Row::new(name, "fraction of ceiling", true, vec![measured / ceiling], Vec::new()).with(json!({
             "ceiling_payments_per_s": ceiling, "bound": bound,
             "signature_ceiling_payments_per_s": cpu, "fsync_ceiling_payments_per_s": fsync,
+            "protocol_ceiling_payments_per_s": protocol.min(fsync),
+            "fraction_of_protocol_ceiling": measured / protocol.min(fsync),
             "vigil_payments_per_s": measured, "costs": costs_json,
         }))
     };
+    let (direct_protocol, forward_protocol) = (protocol_ceiling(costs, 2.0), protocol_ceiling(costs, 4.0));
     vec![
-        row("limits payments-mem", direct_cpu, f64::INFINITY, mem),
-        row("limits payments-disk", direct_cpu, direct_fsync, disk),
-        row("limits forward", forward_cpu, forward_fsync, forward),
+        row("limits payments-mem", direct_cpu, direct_protocol, f64::INFINITY, mem),
+        row("limits payments-disk", direct_cpu, direct_protocol, direct_fsync, disk),
+        row("limits forward", forward_cpu, forward_protocol, forward_fsync, forward),
     ]
 }
 
@@ -143,6 +159,8 @@ mod tests {
         let costs = Costs { sign_us: 20.0, verify_us: 30.0, ecmult_us: 25.0, fsync_us: 1000.0 };
         // 2 nodes × (3 × 20 + 3 × 30) µs = 300 µs a payment.
         assert!((signature_ceiling(&costs, 2.0) - 1e6 / 300.0).abs() < 1e-6);
+        // Plus 2 nodes × 24 multiplications × 25 µs = 1.2 ms: 1.5 ms.
+        assert!((protocol_ceiling(&costs, 2.0) - 1e6 / 1500.0).abs() < 1e-6);
         // 2 nodes × 2 fsyncs × 1 ms = 4 ms a payment.
         assert!((fsync_ceiling(&costs, 2.0) - 250.0).abs() < 1e-9);
         let rows = rows(&costs, 1e6 / 600.0, 125.0, 50.0);

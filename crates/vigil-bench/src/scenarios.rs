@@ -164,8 +164,9 @@ pub fn concurrent<N: BenchNode>(net: &mut Net<N>, total: usize, window: usize) -
     while latencies.len() < total {
         while open.len() < window {
             let Some((from, invoice)) = invoices.pop_front() else { break };
+            let started = Instant::now();
             net.nodes[from].pay(&invoice)?;
-            open.insert(hash_of(&invoice), Instant::now());
+            open.insert(hash_of(&invoice), started);
         }
         let moved = net.step(true);
         for (hash, sent) in net.nodes.iter_mut().take(2).flat_map(|n| n.take_outcomes()) {
@@ -355,14 +356,19 @@ pub fn restart(sizes: &Sizes) -> Result<Vec<Row>, String> {
         let mut l = setup::<LdkNode>(2, c, StoreKind::Memory);
         let mut done = 0;
         for &h in &sizes.restart_history {
+            let before = (v.net.counts(), l.net.counts());
             history(&mut v.net, h - done, true).map_err(|e| format!("vigil: {e}"))?;
             history(&mut l.net, h - done, true).map_err(|e| format!("ldk: {e}"))?;
+            // What the payments of this step wrote, per payment and node
+            // (channel opening and blocks excluded).
+            let written = (h > done).then(|| {
+                json!({ "vigil": per_payment(&before.0, &v.net.counts(), h - done),
+                        "ldk": per_payment(&before.1, &l.net.counts(), h - done) })
+            });
             done = h;
             let (vr, lr) = (restart_ms(&v.net, runs), restart_ms(&l.net, runs));
-            let bytes = |s: &std::sync::Arc<CountingStore>| s.counts().bytes;
             rows.push(Row::new(format!("restart c={c} history={h}"), "ms", false, vr, lr).with(json!({
-                "channels": c, "history_payments": h,
-                "store_bytes_written": { "vigil": bytes(v.net.nodes[0].store()), "ldk": bytes(l.net.nodes[0].store()) },
+                "channels": c, "history_payments": h, "store_per_history_payment": written,
             })));
         }
         let mut backlog = 0;

@@ -128,8 +128,36 @@ impl KvStore for CountingStore {
 
 /// LDK's `KVStoreSync` over a Vigil store: LDK's `primary/secondary`
 /// namespaces become `ldk/<primary>/<secondary>` (empty parts dropped).
-#[derive(Debug, Clone)]
-pub struct LdkKv(pub Arc<CountingStore>);
+///
+/// A removal LDK marks `lazy` (the `MonitorUpdatingPersister` deletes the
+/// updates a full monitor supersedes that way) waits, and goes to the store
+/// in the same transaction as the next write, as LDK allows: a good backend
+/// does not pay an fsync for each of them.
+#[derive(Debug)]
+pub struct LdkKv {
+    store: Arc<CountingStore>,
+    lazy_removals: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl LdkKv {
+    /// LDK's view of `store`.
+    pub fn new(store: Arc<CountingStore>) -> Self {
+        LdkKv { store, lazy_removals: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// `op` in one transaction with the removals waiting.
+    fn with_removals(&self, op: impl FnOnce(&mut Batch)) -> Result<(), io::Error> {
+        let mut pending = self.lazy_removals.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = Batch::new();
+        for (ns, key) in pending.iter() {
+            batch.remove(ns, key);
+        }
+        op(&mut batch);
+        self.store.write_batch(&batch).map_err(io_error)?;
+        pending.clear();
+        Ok(())
+    }
+}
 
 fn ldk_namespace(primary: &str, secondary: &str) -> String {
     let mut ns = String::from("ldk");
@@ -148,19 +176,29 @@ fn io_error(e: StoreError) -> io::Error {
 
 impl KVStoreSync for LdkKv {
     fn read(&self, primary: &str, secondary: &str, key: &str) -> Result<Vec<u8>, io::Error> {
-        self.0
+        self.store
             .read(&ldk_namespace(primary, secondary), key)
             .map_err(io_error)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {primary}/{secondary}/{key}")))
     }
     fn write(&self, primary: &str, secondary: &str, key: &str, buf: Vec<u8>) -> Result<(), io::Error> {
-        self.0.write(&ldk_namespace(primary, secondary), key, &buf).map_err(io_error)
+        // Removals first: a write to a key whose removal waits wins.
+        self.with_removals(|b| {
+            b.write(&ldk_namespace(primary, secondary), key, buf);
+        })
     }
-    fn remove(&self, primary: &str, secondary: &str, key: &str, _lazy: bool) -> Result<(), io::Error> {
-        self.0.remove(&ldk_namespace(primary, secondary), key).map_err(io_error)
+    fn remove(&self, primary: &str, secondary: &str, key: &str, lazy: bool) -> Result<(), io::Error> {
+        let ns = ldk_namespace(primary, secondary);
+        if lazy {
+            self.lazy_removals.lock().unwrap_or_else(|e| e.into_inner()).push((ns, key.to_string()));
+            return Ok(());
+        }
+        self.with_removals(|b| {
+            b.remove(&ns, key);
+        })
     }
     fn list(&self, primary: &str, secondary: &str) -> Result<Vec<String>, io::Error> {
-        self.0.list(&ldk_namespace(primary, secondary)).map_err(io_error)
+        self.store.list(&ldk_namespace(primary, secondary)).map_err(io_error)
     }
 }
 
@@ -175,12 +213,21 @@ mod tests {
         let mut batch = Batch::new();
         batch.write("a", "x", vec![1, 2, 3]).write("a", "y", vec![4]).remove("a", "z");
         store.write_batch(&batch).expect("batch");
-        let ldk = LdkKv(store.clone());
+        let ldk = LdkKv::new(store.clone());
         ldk.write("", "", "manager", vec![9; 10]).expect("write");
         ldk.write("monitors", "upd", "1", vec![7; 5]).expect("write");
         assert_eq!(store.counts(), StoreCounts { transactions: 3, writes: 4, bytes: 19 });
-        assert_eq!(ldk.read("", "", "manager").expect("read"), vec![9; 10]);
-        assert_eq!(ldk.list("monitors", "upd").expect("list"), vec!["1".to_string()]);
+        // A lazy removal waits for the next write, and shares its
+        // transaction.
+        ldk.write("monitors", "upd", "2", vec![7; 5]).expect("write");
+        ldk.remove("monitors", "upd", "1", true).expect("lazy remove");
+        assert_eq!(store.counts().transactions, 4, "no transaction for a lazy removal");
+        ldk.write("", "", "manager", vec![8; 10]).expect("write");
+        assert_eq!(store.counts().transactions, 5, "it went with the write");
+        assert_eq!(ldk.list("monitors", "upd").expect("list"), vec!["2".to_string()]);
+        ldk.remove("monitors", "upd", "2", false).expect("remove");
+        assert!(ldk.list("monitors", "upd").expect("list").is_empty());
+        assert_eq!(ldk.read("", "", "manager").expect("read"), vec![8; 10], "the latest write");
         let missing = ldk.read("monitors", "", "nope").expect_err("absent");
         assert_eq!(missing.kind(), io::ErrorKind::NotFound, "LDK relies on NotFound for absent keys");
     }
