@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::PublicKey;
@@ -172,29 +172,6 @@ fn parts(seed: u8, run: u32, chain: &Arc<RegtestChain>, kv: &Arc<LdkKv>) -> Part
 }
 
 impl LdkNode {
-    /// A new node with an empty store.
-    fn new_node(seed: u8, chain: Arc<RegtestChain>, store: Arc<CountingStore>) -> Self {
-        let kv = Arc::new(LdkKv::new(store.clone()));
-        let p = parts(seed, 0, &chain, &kv);
-        let tip = chain.block_hash(chain.height()).expect("in-memory chain").expect("the tip exists");
-        let params = ChainParameters { network: Network::Regtest, best_block: BestBlock::new(tip, chain.height()) };
-        let manager = Arc::new(ChannelManager::new(
-            Arc::new(Fees),
-            p.chain_monitor.clone(),
-            p.broadcast,
-            p.router,
-            Arc::new(NullMessageRouter {}),
-            p.logger,
-            p.keys.clone(),
-            p.keys.clone(),
-            p.keys.clone(),
-            config(),
-            params,
-            START_SECS as u32,
-        ));
-        Self::around(manager, p.chain_monitor, kv, store, (seed, 0), chain)
-    }
-
     fn around(
         manager: Arc<Manager>,
         chain_monitor: Arc<ChainMon>,
@@ -233,56 +210,6 @@ impl LdkNode {
         }
     }
 
-    /// Start-up as LDK documents it: read the monitors (with their pending
-    /// updates), read the manager with them, hand the monitors to a new
-    /// chain monitor. Returns the new node and how long that took.
-    ///
-    /// # Panics
-    ///
-    /// If the store does not load (it was written by this process).
-    fn restart_node(&self) -> (Self, Duration) {
-        self.persist_manager();
-        let started = Instant::now();
-        let p = parts(self.seed, self.run + 1, &self.chain, &self.kv);
-        let monitors: Vec<(BlockHash, _)> =
-            p.persister.read_all_channel_monitors_with_updates().expect("monitors written here load");
-        let bytes = self
-            .kv
-            .read(
-                CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-                CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-                CHANNEL_MANAGER_PERSISTENCE_KEY,
-            )
-            .expect("the manager was written");
-        let args = ChannelManagerReadArgs::new(
-            p.keys.clone(),
-            p.keys.clone(),
-            p.keys.clone(),
-            Arc::new(Fees),
-            p.chain_monitor.clone(),
-            p.broadcast,
-            p.router,
-            Arc::new(NullMessageRouter {}),
-            p.logger,
-            config(),
-            monitors.iter().map(|(_, m)| m).collect(),
-        );
-        let (_, manager) =
-            <(BlockHash, Manager)>::read(&mut &bytes[..], args).expect("the manager written here reads");
-        for (_, monitor) in monitors {
-            p.chain_monitor.load_existing_monitor(monitor.channel_id(), monitor).expect("a monitor of this node");
-        }
-        let took = started.elapsed();
-        let node = Self::around(
-            Arc::new(manager),
-            p.chain_monitor,
-            self.kv.clone(),
-            self.store.clone(),
-            (self.seed, self.run + 1),
-            self.chain.clone(),
-        );
-        (node, took)
-    }
 }
 
 impl BenchNode for LdkNode {
@@ -375,9 +302,71 @@ impl BenchNode for LdkNode {
         &self.store
     }
     fn create(seed: u8, chain: Arc<RegtestChain>, store: Arc<CountingStore>) -> Self {
-        Self::new_node(seed, chain, store)
+        let kv = Arc::new(LdkKv::new(store.clone()));
+        let p = parts(seed, 0, &chain, &kv);
+        let tip = chain.block_hash(chain.height()).expect("in-memory chain").expect("the tip exists");
+        let params = ChainParameters { network: Network::Regtest, best_block: BestBlock::new(tip, chain.height()) };
+        let manager = Arc::new(ChannelManager::new(
+            Arc::new(Fees),
+            p.chain_monitor.clone(),
+            p.broadcast,
+            p.router,
+            Arc::new(NullMessageRouter {}),
+            p.logger,
+            p.keys.clone(),
+            p.keys.clone(),
+            p.keys.clone(),
+            config(),
+            params,
+            START_SECS as u32,
+        ));
+        Self::around(manager, p.chain_monitor, kv, store, (seed, 0), chain)
     }
     fn restart(&self) -> (Self, std::time::Duration) {
-        self.restart_node()
+        // Start-up as LDK documents it: read the monitors (with their
+        // pending updates), read the manager with them, hand the monitors
+        // to a new chain monitor. The manager is written first, outside the
+        // clock, as a clean shutdown would.
+        self.persist_manager();
+        let started = Instant::now();
+        let p = parts(self.seed, self.run + 1, &self.chain, &self.kv);
+        let monitors: Vec<(BlockHash, _)> =
+            p.persister.read_all_channel_monitors_with_updates().expect("monitors written here load");
+        let bytes = self
+            .kv
+            .read(
+                CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_KEY,
+            )
+            .expect("the manager was written");
+        let args = ChannelManagerReadArgs::new(
+            p.keys.clone(),
+            p.keys.clone(),
+            p.keys.clone(),
+            Arc::new(Fees),
+            p.chain_monitor.clone(),
+            p.broadcast,
+            p.router,
+            Arc::new(NullMessageRouter {}),
+            p.logger,
+            config(),
+            monitors.iter().map(|(_, m)| m).collect(),
+        );
+        let (_, manager) =
+            <(BlockHash, Manager)>::read(&mut &bytes[..], args).expect("the manager written here reads");
+        for (_, monitor) in monitors {
+            p.chain_monitor.load_existing_monitor(monitor.channel_id(), monitor).expect("a monitor of this node");
+        }
+        let took = started.elapsed();
+        let node = Self::around(
+            Arc::new(manager),
+            p.chain_monitor,
+            self.kv.clone(),
+            self.store.clone(),
+            (self.seed, self.run + 1),
+            self.chain.clone(),
+        );
+        (node, took)
     }
 }

@@ -61,6 +61,10 @@ pub trait BenchNode {
         Self: Sized;
     /// The same node started again from its store alone (the running one
     /// is left alone), and how long the start took until it could forward.
+    ///
+    /// # Panics
+    ///
+    /// If the store does not load: the harness wrote it itself.
     fn restart(&self) -> (Self, std::time::Duration)
     where
         Self: Sized;

@@ -59,12 +59,6 @@ pub fn keys(seed: u8, run: u32) -> KeysManager {
 }
 
 impl VigilNode {
-    /// A new node with an empty store.
-    fn new_node(seed: u8, chain: Arc<RegtestChain>, store: Arc<CountingStore>) -> Self {
-        let manager = ChannelManager::new(config(), keys(seed, 0), chain.height(), START_SECS);
-        Self::around(manager, seed, 0, chain, store)
-    }
-
     fn around(
         manager: ChannelManager,
         seed: u8,
@@ -89,32 +83,6 @@ impl VigilNode {
             funding_asked: false,
             outcomes: Vec::new(),
         }
-    }
-
-    /// Start-up as `vigild` does it: read the monitors and the payment
-    /// records, load them, rebuild the manager by replay. Returns the new
-    /// node and how long that took.
-    ///
-    /// # Panics
-    ///
-    /// If the store does not load (it was written by this process).
-    fn restart_node(&self) -> (Self, std::time::Duration) {
-        let started = Instant::now();
-        let monitors = self.store.read_namespace(MONITORS_NAMESPACE).expect("the bench's store reads");
-        let (cm, _torn) = ChainMonitor::load(config().chain_monitor, monitors).expect("monitors written here load");
-        let records = self
-            .store
-            .read_namespace(PAYMENTS_NAMESPACE)
-            .expect("the bench's store reads")
-            .into_iter()
-            .map(|(_, v)| PaymentRecord::from_bytes(&v).expect("records written here decode"))
-            .collect();
-        let run = self.run + 1;
-        let manager =
-            ChannelManager::from_monitors(config(), keys(self.seed, run), cm, records, self.chain.height(), START_SECS);
-        let node = Self::around(manager, self.seed, run, self.chain.clone(), self.store.clone());
-        node.rt().drive();
-        (node, started.elapsed())
     }
 
     fn rt(&self) -> MutexGuard<'_, Runtime> {
@@ -214,9 +182,27 @@ impl BenchNode for VigilNode {
         &self.store
     }
     fn create(seed: u8, chain: Arc<RegtestChain>, store: Arc<CountingStore>) -> Self {
-        Self::new_node(seed, chain, store)
+        let manager = ChannelManager::new(config(), keys(seed, 0), chain.height(), START_SECS);
+        Self::around(manager, seed, 0, chain, store)
     }
     fn restart(&self) -> (Self, std::time::Duration) {
-        self.restart_node()
+        // Start-up as `vigild` does it: read the monitors and the payment
+        // records, load them, rebuild the manager by replay.
+        let started = Instant::now();
+        let monitors = self.store.read_namespace(MONITORS_NAMESPACE).expect("the bench's store reads");
+        let (cm, _torn) = ChainMonitor::load(config().chain_monitor, monitors).expect("monitors written here load");
+        let records = self
+            .store
+            .read_namespace(PAYMENTS_NAMESPACE)
+            .expect("the bench's store reads")
+            .into_iter()
+            .map(|(_, v)| PaymentRecord::from_bytes(&v).expect("records written here decode"))
+            .collect();
+        let run = self.run + 1;
+        let manager =
+            ChannelManager::from_monitors(config(), keys(self.seed, run), cm, records, self.chain.height(), START_SECS);
+        let node = Self::around(manager, self.seed, run, self.chain.clone(), self.store.clone());
+        node.rt().drive();
+        (node, started.elapsed())
     }
 }
