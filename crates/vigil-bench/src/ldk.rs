@@ -81,8 +81,14 @@ impl BroadcasterInterface for Broadcast {
     }
 }
 
-type Persister =
-    MonitorUpdatingPersister<Arc<LdkKv>, Arc<QuietLogger>, Arc<KeysManager>, Arc<KeysManager>, Arc<Broadcast>, Arc<Fees>>;
+type Persister = MonitorUpdatingPersister<
+    Arc<LdkKv>,
+    Arc<QuietLogger>,
+    Arc<KeysManager>,
+    Arc<KeysManager>,
+    Arc<Broadcast>,
+    Arc<Fees>,
+>;
 type ChainMon = ChainMonitor<
     InMemorySigner,
     Arc<dyn Filter + Send + Sync>,
@@ -93,8 +99,14 @@ type ChainMon = ChainMonitor<
     Arc<KeysManager>,
 >;
 type Graph = NetworkGraph<Arc<QuietLogger>>;
-type Router =
-    DefaultRouter<Arc<Graph>, Arc<QuietLogger>, Arc<KeysManager>, Arc<Mutex<FixedPenaltyScorer>>, (), FixedPenaltyScorer>;
+type Router = DefaultRouter<
+    Arc<Graph>,
+    Arc<QuietLogger>,
+    Arc<KeysManager>,
+    Arc<Mutex<FixedPenaltyScorer>>,
+    (),
+    FixedPenaltyScorer,
+>;
 type Manager = ChannelManager<
     Arc<ChainMon>,
     Arc<Broadcast>,
@@ -209,7 +221,6 @@ impl LdkNode {
                 .expect("the bench's store writes");
         }
     }
-
 }
 
 impl BenchNode for LdkNode {
@@ -232,7 +243,9 @@ impl BenchNode for LdkNode {
     }
     fn fund(&mut self, tx: Transaction) {
         let (temp, peer, _, _) = self.funding.take().expect("funding_needed came first");
-        self.manager.funding_transaction_generated(temp, peer, tx).expect("the funding pays the channel's script");
+        self.manager
+            .funding_transaction_generated(temp, peer, tx)
+            .expect("the funding pays the channel's script");
     }
     fn block_connected(&mut self, block: &Block, height: u32) {
         self.chain_monitor.block_connected(block, height);
@@ -275,8 +288,12 @@ impl BenchNode for LdkNode {
                     output_script,
                     ..
                 } => {
-                    self.funding =
-                        Some((temporary_channel_id, counterparty_node_id, output_script, channel_value_satoshis));
+                    self.funding = Some((
+                        temporary_channel_id,
+                        counterparty_node_id,
+                        output_script,
+                        channel_value_satoshis,
+                    ));
                 }
                 Event::PaymentClaimable { purpose, .. } => {
                     self.manager.claim_funds(purpose.preimage().expect("a payment to an invoice of ours"));
@@ -305,7 +322,8 @@ impl BenchNode for LdkNode {
         let kv = Arc::new(LdkKv::new(store.clone()));
         let p = parts(seed, 0, &chain, &kv);
         let tip = chain.block_hash(chain.height()).expect("in-memory chain").expect("the tip exists");
-        let params = ChainParameters { network: Network::Regtest, best_block: BestBlock::new(tip, chain.height()) };
+        let params =
+            ChainParameters { network: Network::Regtest, best_block: BestBlock::new(tip, chain.height()) };
         let manager = Arc::new(ChannelManager::new(
             Arc::new(Fees),
             p.chain_monitor.clone(),
@@ -356,7 +374,9 @@ impl BenchNode for LdkNode {
         let (_, manager) =
             <(BlockHash, Manager)>::read(&mut &bytes[..], args).expect("the manager written here reads");
         for (_, monitor) in monitors {
-            p.chain_monitor.load_existing_monitor(monitor.channel_id(), monitor).expect("a monitor of this node");
+            p.chain_monitor
+                .load_existing_monitor(monitor.channel_id(), monitor)
+                .expect("a monitor of this node");
         }
         let took = started.elapsed();
         let node = Self::around(

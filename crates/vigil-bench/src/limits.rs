@@ -103,13 +103,15 @@ pub fn measure(iterations: u32) -> Costs {
 /// (node, channel) pairs per payment (2 for a direct payment, 4 for one
 /// forward), all on one thread.
 pub fn signature_ceiling(costs: &Costs, node_channels: f64) -> f64 {
-    1e6 / (node_channels * (SIGNS_PER_NODE_CHANNEL * costs.sign_us + VERIFIES_PER_NODE_CHANNEL * costs.verify_us))
+    1e6 / (node_channels
+        * (SIGNS_PER_NODE_CHANNEL * costs.sign_us + VERIFIES_PER_NODE_CHANNEL * costs.verify_us))
 }
 
 /// Payments per second the signatures and BOLT 3's key derivation allow
 /// together: the protocol's own CPU floor.
 pub fn protocol_ceiling(costs: &Costs, node_channels: f64) -> f64 {
-    1e6 / (1e6 / signature_ceiling(costs, node_channels) + node_channels * MULTS_PER_NODE_CHANNEL * costs.ecmult_us)
+    1e6 / (1e6 / signature_ceiling(costs, node_channels)
+        + node_channels * MULTS_PER_NODE_CHANNEL * costs.ecmult_us)
 }
 
 /// Payments per second the fsyncs alone allow, one after the other.

@@ -199,8 +199,9 @@ impl<N: BenchNode> Net<N> {
             }
             self.nodes[a].open_channel(peer, sat, sat * 1000 / 2);
             self.run(true);
-            let (script, value) =
-                self.nodes[a].funding_needed().expect("the channel asks for its funding after accept_channel");
+            let (script, value) = self.nodes[a]
+                .funding_needed()
+                .expect("the channel asks for its funding after accept_channel");
             let height = self.coinbases.pop_front().expect("enough coinbases were mined for the channels");
             let tx = funding_spend(&key, &coinbase_coin(&*self.chain, height), script, value);
             self.nodes[a].fund(tx.clone());
@@ -276,8 +277,8 @@ fn deliver(to: &dyn ChannelMessageHandler, from: PublicKey, event: MessageSendEv
         E::SendChannelReestablish { msg, .. } => to.handle_channel_reestablish(from, &msg),
         E::SendChannelUpdate { msg, .. } => to.handle_channel_update(from, &msg),
         E::HandleError { action, .. } => {
-            if let msgs::ErrorAction::SendErrorMessage { msg } | msgs::ErrorAction::DisconnectPeer { msg: Some(msg) } =
-                action
+            if let msgs::ErrorAction::SendErrorMessage { msg }
+            | msgs::ErrorAction::DisconnectPeer { msg: Some(msg) } = action
             {
                 to.handle_error(from, &msg);
             }

@@ -54,7 +54,13 @@ pub struct Row {
 
 impl Row {
     /// A row from the runs of both sides.
-    pub fn new(scenario: impl Into<String>, unit: &'static str, higher_is_better: bool, vigil: Vec<f64>, ldk: Vec<f64>) -> Self {
+    pub fn new(
+        scenario: impl Into<String>,
+        unit: &'static str,
+        higher_is_better: bool,
+        vigil: Vec<f64>,
+        ldk: Vec<f64>,
+    ) -> Self {
         Row {
             scenario: scenario.into(),
             unit,

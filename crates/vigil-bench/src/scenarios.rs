@@ -119,7 +119,12 @@ fn hash_of(invoice: &Bolt11Invoice) -> PaymentHash {
 /// # Errors
 ///
 /// The payment was refused or did not succeed.
-pub fn pay_once<N: BenchNode>(net: &mut Net<N>, from: usize, invoice: &Bolt11Invoice, ack: bool) -> Result<(), String> {
+pub fn pay_once<N: BenchNode>(
+    net: &mut Net<N>,
+    from: usize,
+    invoice: &Bolt11Invoice,
+    ack: bool,
+) -> Result<(), String> {
     net.nodes[from].pay(invoice)?;
     net.run(ack);
     match net.nodes[from].take_outcomes().as_slice() {
@@ -154,7 +159,11 @@ pub fn sequential<N: BenchNode>(net: &mut Net<N>, n: usize, pairs: &[(usize, usi
 /// # Errors
 ///
 /// A payment failed, or the network stopped moving with payments open.
-pub fn concurrent<N: BenchNode>(net: &mut Net<N>, total: usize, window: usize) -> Result<(f64, Vec<f64>), String> {
+pub fn concurrent<N: BenchNode>(
+    net: &mut Net<N>,
+    total: usize,
+    window: usize,
+) -> Result<(f64, Vec<f64>), String> {
     let mut invoices: VecDeque<(usize, Bolt11Invoice)> =
         (0..total).map(|k| (k % 2, net.nodes[1 - k % 2].invoice(AMOUNT_MSAT))).collect();
     let mut open: HashMap<PaymentHash, Instant> = HashMap::new();
@@ -222,7 +231,8 @@ pub fn payments(kind: StoreKind, sizes: &Sizes) -> Result<Row, String> {
     let mut v = setup::<VigilNode>(2, 1, kind);
     let mut l = setup::<LdkNode>(2, 1, kind);
     let pairs = [(0, 1), (1, 0)];
-    let (vr, lr) = interleave(sizes.runs, || sequential(&mut v.net, n, &pairs), || sequential(&mut l.net, n, &pairs))?;
+    let (vr, lr) =
+        interleave(sizes.runs, || sequential(&mut v.net, n, &pairs), || sequential(&mut l.net, n, &pairs))?;
     let name = if kind == StoreKind::Memory { "payments-mem" } else { "payments-disk" };
     Ok(Row::new(name, "payments/s", true, vr, lr).with(json!({ "payments_per_run": n })))
 }
@@ -273,8 +283,11 @@ pub fn forward(sizes: &Sizes) -> Result<Row, String> {
     let mut v = setup::<VigilNode>(3, 1, StoreKind::Sqlite);
     let mut l = setup::<LdkNode>(3, 1, StoreKind::Sqlite);
     let n = sizes.sequential_disk;
-    let (vr, lr) =
-        interleave(sizes.runs, || sequential(&mut v.net, n, &[(0, 2)]), || sequential(&mut l.net, n, &[(0, 2)]))?;
+    let (vr, lr) = interleave(
+        sizes.runs,
+        || sequential(&mut v.net, n, &[(0, 2)]),
+        || sequential(&mut l.net, n, &[(0, 2)]),
+    )?;
     Ok(Row::new("forward", "forwards/s", true, vr, lr).with(json!({ "payments_per_run": n })))
 }
 
@@ -286,7 +299,9 @@ pub fn forward(sizes: &Sizes) -> Result<Row, String> {
 ///
 /// A payment failed.
 pub fn bytes(sizes: &Sizes) -> Result<Vec<Row>, String> {
-    fn count<N: BenchNode>(sizes: &Sizes) -> Result<(serde_json::Value, serde_json::Value, f64, f64), String> {
+    fn count<N: BenchNode>(
+        sizes: &Sizes,
+    ) -> Result<(serde_json::Value, serde_json::Value, f64, f64), String> {
         let mut s = setup::<N>(2, 1, StoreKind::Memory);
         let n = sizes.sequential_mem;
         let before = s.net.counts();
@@ -304,13 +319,21 @@ pub fn bytes(sizes: &Sizes) -> Result<Vec<Row>, String> {
     }
     let (vs, vc, vb, vf) = count::<VigilNode>(sizes).map_err(|e| format!("vigil: {e}"))?;
     let (ls, lc, lb, lf) = count::<LdkNode>(sizes).map_err(|e| format!("ldk: {e}"))?;
-    let detail = json!({ "sequential": { "vigil": vs, "ldk": ls }, "concurrent": { "vigil": vc, "ldk": lc } });
+    let detail =
+        json!({ "sequential": { "vigil": vs, "ldk": ls }, "concurrent": { "vigil": vc, "ldk": lc } });
     let fsyncs_seq = |v: &serde_json::Value| {
-        v.as_array().expect("per node").iter().map(|n| n["fsyncs"].as_f64().expect("a number")).sum::<f64>() / 2.0
+        v.as_array().expect("per node").iter().map(|n| n["fsyncs"].as_f64().expect("a number")).sum::<f64>()
+            / 2.0
     };
     Ok(vec![
         Row::new("bytes", "bytes/payment/node", false, vec![vb], vec![lb]).with(detail.clone()),
-        Row::new("fsyncs-sequential", "fsyncs/payment/node", false, vec![fsyncs_seq(&vs)], vec![fsyncs_seq(&ls)]),
+        Row::new(
+            "fsyncs-sequential",
+            "fsyncs/payment/node",
+            false,
+            vec![fsyncs_seq(&vs)],
+            vec![fsyncs_seq(&ls)],
+        ),
         Row::new("fsyncs-concurrent", "fsyncs/payment/node", false, vec![vf], vec![lf])
             .with(json!({ "in_flight": sizes.window })),
     ])
@@ -379,9 +402,11 @@ pub fn restart(sizes: &Sizes) -> Result<Vec<Row>, String> {
             let replayed = node.unhandled_events();
             drop(node);
             let vr = restart_ms(&v.net, runs);
-            rows.push(Row::new(format!("restart c={c} unacked={h}"), "ms", false, vr, Vec::new()).with(json!({
-                "channels": c, "unacknowledged_events": replayed,
-            })));
+            rows.push(Row::new(format!("restart c={c} unacked={h}"), "ms", false, vr, Vec::new()).with(
+                json!({
+                    "channels": c, "unacknowledged_events": replayed,
+                }),
+            ));
         }
     }
     Ok(rows)

@@ -128,7 +128,10 @@ impl BenchNode for VigilNode {
         rt.drive();
     }
     fn invoice(&mut self, amount_msat: u64) -> Bolt11Invoice {
-        self.rt().manager.create_invoice(Some(amount_msat), "bench", 3600).expect("an invoice for a valid amount")
+        self.rt()
+            .manager
+            .create_invoice(Some(amount_msat), "bench", 3600)
+            .expect("an invoice for a valid amount")
     }
     fn pay(&mut self, invoice: &Bolt11Invoice) -> Result<(), String> {
         let mut rt = self.rt();
@@ -190,7 +193,8 @@ impl BenchNode for VigilNode {
         // records, load them, rebuild the manager by replay.
         let started = Instant::now();
         let monitors = self.store.read_namespace(MONITORS_NAMESPACE).expect("the bench's store reads");
-        let (cm, _torn) = ChainMonitor::load(config().chain_monitor, monitors).expect("monitors written here load");
+        let (cm, _torn) =
+            ChainMonitor::load(config().chain_monitor, monitors).expect("monitors written here load");
         let records = self
             .store
             .read_namespace(PAYMENTS_NAMESPACE)
@@ -199,8 +203,14 @@ impl BenchNode for VigilNode {
             .map(|(_, v)| PaymentRecord::from_bytes(&v).expect("records written here decode"))
             .collect();
         let run = self.run + 1;
-        let manager =
-            ChannelManager::from_monitors(config(), keys(self.seed, run), cm, records, self.chain.height(), START_SECS);
+        let manager = ChannelManager::from_monitors(
+            config(),
+            keys(self.seed, run),
+            cm,
+            records,
+            self.chain.height(),
+            START_SECS,
+        );
         let node = Self::around(manager, self.seed, run, self.chain.clone(), self.store.clone());
         node.rt().drive();
         (node, started.elapsed())

@@ -76,7 +76,9 @@ fn every_scenario_runs_at_tiny_sizes() {
     assert_eq!(limits.len(), 3);
     for row in &limits {
         let ceiling = row.extra["ceiling_payments_per_s"].as_f64().expect("a ceiling");
-        assert!((row.vigil * ceiling - row.extra["vigil_payments_per_s"].as_f64().expect("a rate")).abs() < 1e-6);
+        assert!(
+            (row.vigil * ceiling - row.extra["vigil_payments_per_s"].as_f64().expect("a rate")).abs() < 1e-6
+        );
     }
 }
 

@@ -87,9 +87,8 @@ pub struct ApiState {
 impl ApiState {
     /// The base for event ids of a run started now.
     pub fn event_id_base_now() -> u64 {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         secs << 20
     }
 
@@ -568,32 +567,36 @@ async fn event_stream(
         ),
     };
     let after = s.node_cursor(q.after.max(last_event_id));
-    let stream = futures_util::stream::unfold((s, after, VecDeque::new()), |(s, after, mut ready)| async move {
-        let mut after = after;
-        loop {
-            if let Some(next) = ready.pop_front() {
-                return Some((Ok::<_, std::convert::Infallible>(next), (s, after, ready)));
-            }
-            if s.stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                return None;
-            }
-            let node = s.node.clone();
-            let notified = node.event_notified();
-            for (id, e) in node.unhandled_events() {
-                if after.is_none_or(|a| id.0 > a) {
-                    let value = json::event(s.api_event_id(id), &e);
-                    let kind = value["type"].as_str().unwrap_or("event").to_owned();
-                    ready.push_back(
-                        SseEvent::default().id(value["id"].to_string()).event(kind).data(value.to_string()),
-                    );
-                    after = Some(id.0);
+    let stream =
+        futures_util::stream::unfold((s, after, VecDeque::new()), |(s, after, mut ready)| async move {
+            let mut after = after;
+            loop {
+                if let Some(next) = ready.pop_front() {
+                    return Some((Ok::<_, std::convert::Infallible>(next), (s, after, ready)));
+                }
+                if s.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return None;
+                }
+                let node = s.node.clone();
+                let notified = node.event_notified();
+                for (id, e) in node.unhandled_events() {
+                    if after.is_none_or(|a| id.0 > a) {
+                        let value = json::event(s.api_event_id(id), &e);
+                        let kind = value["type"].as_str().unwrap_or("event").to_owned();
+                        ready.push_back(
+                            SseEvent::default()
+                                .id(value["id"].to_string())
+                                .event(kind)
+                                .data(value.to_string()),
+                        );
+                        after = Some(id.0);
+                    }
+                }
+                if ready.is_empty() {
+                    let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
                 }
             }
-            if ready.is_empty() {
-                let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
-            }
-        }
-    });
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
 }
 

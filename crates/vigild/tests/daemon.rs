@@ -210,7 +210,11 @@ fn the_api_wants_its_token_and_names_bad_fields() {
             },
             |r| (r.status(), Value::Null),
         );
-    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("body")), "trailing bytes are refused");
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (400, Some("body")),
+        "trailing bytes are refused"
+    );
     // Event ids never repeat across runs: a small id is from no run of
     // this vigild, and acknowledges nothing.
     let (status, answer) = daemon.call("POST", "/v1/events/ack", Some(json!({ "id": 1 })));

@@ -166,7 +166,8 @@ fn events_stream_and_acknowledge(alice: &Vigild, carol: &Vigild, last_hash: &str
     use std::io::{BufRead, BufReader};
 
     let sent = alice.ok("GET", "/v1/events", None);
-    let ids: Vec<u64> = sent.as_array().expect("list").iter().map(|e| e["id"].as_u64().expect("id")).collect();
+    let ids: Vec<u64> =
+        sent.as_array().expect("list").iter().map(|e| e["id"].as_u64().expect("id")).collect();
     assert!(ids.len() >= 2, "alice has payment events: {sent}");
     let response = ureq::get(&format!("{}/v1/events/stream", alice.api_url()))
         .set("Authorization", &format!("Bearer {}", alice.token()))
@@ -212,7 +213,8 @@ fn events_stream_and_acknowledge(alice: &Vigild, carol: &Vigild, last_hash: &str
     // is printed; give it the time to land.
     wait_for("carol's printed events are acknowledged", WAIT, || {
         let left = carol.ok("GET", "/v1/events", None);
-        let left: BTreeSet<u64> = left.as_array().expect("list").iter().filter_map(|e| e["id"].as_u64()).collect();
+        let left: BTreeSet<u64> =
+            left.as_array().expect("list").iter().filter_map(|e| e["id"].as_u64()).collect();
         printed.iter().all(|e| !left.contains(&e["id"].as_u64().expect("id")))
     });
     follow.kill().expect("stop vigil events --follow");

@@ -167,8 +167,7 @@ fn load_channel(channel_id: ChannelId, pieces: Stored) -> Result<(Slot, Option<T
     }
     let last = pieces.deltas.keys().next_back().copied();
     let numbers: Vec<u64> = pieces.deltas.keys().copied().collect();
-    let stored_bytes =
-        (bytes.len() as u64, pieces.deltas.values().map(|(_, v)| v.len() as u64).sum::<u64>());
+    let stored_bytes = (bytes.len() as u64, pieces.deltas.values().map(|(_, v)| v.len() as u64).sum::<u64>());
     if let Some(pair) = numbers.windows(2).find(|w| w[1] != w[0] + 1) {
         let key = pieces.deltas[&pair[1]].0.clone();
         let reason = format!("delta {} is missing", pair[0] + 1);

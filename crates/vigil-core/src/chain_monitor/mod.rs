@@ -339,7 +339,11 @@ impl ChainMonitor {
                 slot.deltas.push(n);
                 let value = delta.serialize();
                 slot.delta_bytes += value.len() as u64;
-                let op = StoreOp::Write { namespace: MONITORS_NAMESPACE, key: store::delta_key(&channel_id, n), value };
+                let op = StoreOp::Write {
+                    namespace: MONITORS_NAMESPACE,
+                    key: store::delta_key(&channel_id, n),
+                    value,
+                };
                 (PersistKind::Delta, vec![op])
             }
             Write::Snapshot => {

@@ -299,7 +299,10 @@ impl<S: EcdsaChannelSigner> Channel<S> {
     /// that moved).
     pub fn has_pending(&self) -> bool {
         !self.updates.is_empty()
-            || self.outbox.front().is_some_and(|head| head.after_update.is_none_or(|id| id <= self.durable_up_to))
+            || self
+                .outbox
+                .front()
+                .is_some_and(|head| head.after_update.is_none_or(|id| id <= self.durable_up_to))
     }
 
     /// The next monitor update to persist, in `update_id` order.

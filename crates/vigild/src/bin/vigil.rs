@@ -236,7 +236,9 @@ impl Client {
                 let message = error["message"].as_str().unwrap_or("no details");
                 match (status, error["field"].as_str()) {
                     (401, _) => {
-                        anyhow::anyhow!("vigild refused the token: {message} (check --data-dir or --token-file)")
+                        anyhow::anyhow!(
+                            "vigild refused the token: {message} (check --data-dir or --token-file)"
+                        )
                     }
                     (_, Some(field)) => anyhow::anyhow!("{field}: {message}"),
                     _ => anyhow::anyhow!("{message}"),
