@@ -13,12 +13,15 @@
 //! - [`onchain`]: force-closes, reorgs, fee changes, fee wallets, and
 //!   settling closed channels on chain;
 //! - [`program`]: operations, seeded programs, running them;
+//! - [`accounts`]: closing transaction trees, and what each node holds on
+//!   chain and paid in fees after closes;
 //! - [`check`]: the invariants.
 //!
 //! A violation is reported with its program minimised ([`minimize`]) and in
 //! text ([`program::to_text`]) that `vigil-sim --replay` runs again.
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod check;
 pub mod onchain;
 pub mod program;

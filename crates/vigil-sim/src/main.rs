@@ -4,6 +4,11 @@
 //! the exit code is non-zero if any invariant failed. A violation prints the
 //! seed, its program minimised, and the command that replays it:
 //! `vigil-sim --nodes N --replay '<program>'`.
+//!
+//! Built with the `bug-injection` feature, `--bug NAME` switches one of
+//! vigil-core's deliberate bugs on (`early-release`, `early-forward-ack`,
+//! `drop-deferred`, `reemit-acknowledged`): the run then shows how many
+//! seeds catch it (their programs are not minimised).
 
 use std::process::ExitCode;
 
@@ -18,6 +23,8 @@ fn main() -> ExitCode {
     let mut ops = 500;
     let mut nodes = 3;
     let mut replay: Option<String> = None;
+    #[cfg_attr(not(feature = "bug-injection"), allow(unused_mut))]
+    let mut minimise = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let value = it.next();
@@ -25,6 +32,12 @@ fn main() -> ExitCode {
             ("--seeds", Some(v)) => parse_range(v).map(|r| seeds = r).is_some(),
             ("--ops", Some(v)) => v.parse().map(|n| ops = n).is_ok(),
             ("--nodes", Some(v)) => v.parse().map(|n| nodes = n).is_ok(),
+            #[cfg(feature = "bug-injection")]
+            ("--bug", Some(v)) => {
+                // Every seed may fail: minimising each would take long.
+                minimise = false;
+                bug(v).map(|b| vigil_core::bugs::set(Some(b))).is_some()
+            }
             ("--replay", Some(v)) => {
                 replay = Some(v.clone());
                 true
@@ -54,6 +67,9 @@ fn main() -> ExitCode {
                 println!("  {v}");
             }
             println!("  the seed again: cargo run --release -p vigil-sim -- --seeds {seed}..{} --ops {ops} --nodes {nodes}", seed + 1);
+            if !minimise {
+                continue;
+            }
             let short = vigil_sim::minimize(&outcome.program, nodes, 400);
             println!(
                 "  minimised from {} to {} operations; replay: cargo run --release -p vigil-sim -- --nodes {nodes} --replay '{}'",
@@ -69,6 +85,19 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The deliberate bug called `name`.
+#[cfg(feature = "bug-injection")]
+fn bug(name: &str) -> Option<vigil_core::bugs::Bug> {
+    use vigil_core::bugs::Bug;
+    Some(match name {
+        "early-release" => Bug::EarlyRelease,
+        "early-forward-ack" => Bug::EarlyForwardAck,
+        "drop-deferred" => Bug::DropDeferred,
+        "reemit-acknowledged" => Bug::ReemitAcknowledged,
+        _ => return None,
+    })
 }
 
 /// Runs one program given as text and prints what it broke.

@@ -5,9 +5,7 @@
 //! small fee wallet (coinbase coins of its key) that funds its anchor
 //! channels' fee needs, as the node's BDK wallet does in `vigil-node`.
 
-use std::collections::BTreeMap;
-
-use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut};
+use bitcoin::ScriptBuf;
 use lightning::ln::types::ChannelId;
 use vigil_chain::testkit::{coin_of, sign_p2wpkh, Coin, TestKey};
 use vigil_chain::ChainSource;
@@ -85,21 +83,20 @@ impl World {
                 if pending {
                     continue;
                 }
-                let Some(coin) = self.fee_coins[i].pop() else { continue };
+                // The newest coin still spendable (a reorg may have dropped
+                // the transaction that made a change coin, and freed the
+                // coin it spent).
+                let spendable = |c: &&Coin| self.chain.utxo(&c.outpoint, true).ok().flatten().is_some();
+                let Some(coin) = self.fee_coins[i].iter().rev().find(spendable).cloned() else { continue };
                 let change = coin_key(i).p2wpkh();
                 let funded =
                     need.funded_by_one_coin(coin.outpoint, coin.txout.value, change, P2WPKH_WITNESS_WEIGHT);
-                let Some(mut tx) = funded else {
-                    self.fee_coins[i].push(coin);
-                    continue;
-                };
+                let Some(mut tx) = funded else { continue };
                 sign_p2wpkh(&mut tx, 1, &coin_key(i), coin.txout.value);
                 let signed = self.nodes[i].manager.sign_fee_input(&channel_id, &need, &mut tx, 0);
                 if signed.is_ok() && self.chain.submit_transaction(&tx).is_ok() {
-                    let change = coin_of(&tx, tx.output.len() as u32 - 1);
-                    self.fee_coins[i].push(change);
-                } else {
-                    self.fee_coins[i].push(coin);
+                    self.broadcasters.entry(tx.compute_txid()).or_insert(i);
+                    self.fee_coins[i].push(coin_of(&tx, tx.output.len() as u32 - 1));
                 }
             }
         }
@@ -125,55 +122,6 @@ impl World {
             self.mine(1);
             self.settle_rounds(4);
         }
-    }
-
-    /// The coins of every closed channel's closing tree: outputs nobody
-    /// spent (by script) and fee-wallet coins spent into it, for the
-    /// checks.
-    pub fn closing_trees(&self) -> (BTreeMap<OutPoint, TxOut>, u64) {
-        let mut coins: BTreeMap<OutPoint, TxOut> = BTreeMap::new();
-        for (outpoint, value) in &self.fundings {
-            coins.insert(
-                *outpoint,
-                TxOut { value: Amount::from_sat(*value), script_pubkey: ScriptBuf::new() },
-            );
-        }
-        let mut unspent = BTreeMap::new();
-        let mut wallet_in = 0;
-        for h in self.setup_height..=self.chain.height() {
-            let hash = self.chain.block_hash(h).expect("chain").expect("active");
-            let block = self.chain.block(&hash).expect("chain").expect("known");
-            for tx in &block.txdata {
-                if !tx.input.iter().any(|i| coins.contains_key(&i.previous_output)) {
-                    continue;
-                }
-                for input in &tx.input {
-                    if !coins.contains_key(&input.previous_output) {
-                        wallet_in += self.fee_coin_value(&input.previous_output);
-                    }
-                    unspent.remove(&input.previous_output);
-                }
-                let txid = tx.compute_txid();
-                for (vout, o) in tx.output.iter().enumerate() {
-                    coins.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
-                    unspent.insert(OutPoint { txid, vout: vout as u32 }, o.clone());
-                }
-            }
-        }
-        // The funding outputs themselves, unspent, are open channels.
-        for (outpoint, _) in &self.fundings {
-            unspent.remove(outpoint);
-        }
-        (unspent, wallet_in)
-    }
-
-    fn fee_coin_value(&self, outpoint: &OutPoint) -> u64 {
-        self.chain
-            .transaction(&outpoint.txid)
-            .ok()
-            .flatten()
-            .and_then(|info| info.tx.output.get(outpoint.vout as usize).map(|o| o.value.to_sat()))
-            .unwrap_or(0)
     }
 
     /// The fee wallets' coins, for the checks: node `i`'s own coins.

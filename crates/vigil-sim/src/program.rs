@@ -34,6 +34,17 @@ pub enum Op {
         /// Which of the ready writes.
         pick: usize,
     },
+    /// The `fsync` of one of `node`'s writes that may complete (`pick`
+    /// chooses) fails: it stays in flight, to be written again; when
+    /// `landed`, it reached the disk all the same.
+    FailFsync {
+        /// The node.
+        node: usize,
+        /// Which of the ready writes.
+        pick: usize,
+        /// Whether the data is on disk despite the failure.
+        landed: bool,
+    },
     /// Hold back the writes of one of `node`'s channels (`pick` chooses),
     /// so that other channels' writes overtake them.
     Stall {
@@ -54,6 +65,18 @@ pub enum Op {
         node: usize,
         /// Which channel's writes stay in flight.
         pick: usize,
+    },
+    /// `node`'s disk lags on one of its channels (`pick` among them): for
+    /// `rounds` rounds everything else moves (writes complete, messages are
+    /// delivered, users handle events, time passes), then `node` crashes
+    /// and that channel's writes are lost.
+    Lag {
+        /// The node.
+        node: usize,
+        /// Which of its open channels lags.
+        pick: usize,
+        /// How many rounds the rest moves before the crash.
+        rounds: usize,
     },
     /// `node`'s user handles its events (claims, or refuses when `refuse`).
     Handle {
@@ -182,7 +205,9 @@ fn next_ops(c: &mut impl Choices, nodes: usize) -> Option<Vec<Op>> {
             let sat = if c.pick(4)? == 0 { 300_000 + c.pick(300_000)? } else { 1_000 + c.pick(50_000)? };
             Op::Pay { from, to, sat }
         }
-        12..=39 => {
+        // A disk region lags while the rest moves on, then a crash.
+        12..=13 | 87..=88 => Op::Lag { node, pick: c.pick(8)? as usize, rounds: 2 + c.pick(12)? as usize },
+        14..=39 => {
             let a = c.pick(n - 1)? as usize;
             if c.pick(2)? == 0 {
                 Op::Deliver { from: a, to: a + 1 }
@@ -191,12 +216,13 @@ fn next_ops(c: &mut impl Choices, nodes: usize) -> Option<Vec<Op>> {
             }
         }
         40..=44 => Op::DeliverAll,
-        45..=63 => Op::Complete { node, pick: c.pick(8)? as usize },
+        45..=61 => Op::Complete { node, pick: c.pick(8)? as usize },
+        62..=63 => Op::FailFsync { node, pick: c.pick(8)? as usize, landed: c.pick(2)? == 0 },
         64..=66 => Op::Stall { node, pick: c.pick(8)? as usize },
         67..=70 => Op::CompleteAll { node },
         71..=80 => Op::Handle { node, refuse: c.pick(10)? == 0 },
         81..=83 => Op::Peek { node },
-        85..=88 => Op::Crash { node },
+        85..=86 => Op::Crash { node },
         89..=90 => Op::Disconnect { a: c.pick(n - 1)? as usize, b: 0 },
         91..=94 => Op::Reconnect { a: c.pick(n - 1)? as usize, b: 0 },
         95..=97 => Op::Tick,
@@ -251,6 +277,8 @@ pub struct Stats {
     pub crashes: usize,
     /// Payments started (accepted by the payer).
     pub payments: usize,
+    /// Writes whose `fsync` failed.
+    pub failed_fsyncs: usize,
 }
 
 /// Runs `program` on `world`.
@@ -280,11 +308,20 @@ pub fn run(world: &mut World, program: &[Op]) -> Stats {
             Op::Complete { node, pick } => {
                 world.nodes[node].complete(pick);
             }
+            Op::FailFsync { node, pick, landed } => {
+                if world.nodes[node].fail_fsync(pick, landed) {
+                    stats.failed_fsyncs += 1;
+                }
+            }
             Op::Stall { node, pick } => world.nodes[node].stall(pick),
             Op::CompleteAll { node } => {
                 world.nodes[node].complete_all();
             }
             Op::CompleteAllBut { node, pick } => world.nodes[node].complete_all_but(pick),
+            Op::Lag { node, pick, rounds } => {
+                stats.crashes += 1;
+                world.lag(node, pick, rounds);
+            }
             Op::Handle { node, refuse } => {
                 world.user(node, true, refuse);
             }
@@ -315,9 +352,12 @@ impl std::fmt::Display for Op {
             Op::Deliver { from, to } => write!(f, "deliver:{from}>{to}"),
             Op::DeliverAll => write!(f, "deliver-all"),
             Op::Complete { node, pick } => write!(f, "complete:{node}:{pick}"),
+            Op::FailFsync { node, pick, landed: false } => write!(f, "fsync-fail:{node}:{pick}"),
+            Op::FailFsync { node, pick, landed: true } => write!(f, "fsync-fail-landed:{node}:{pick}"),
             Op::Stall { node, pick } => write!(f, "stall:{node}:{pick}"),
             Op::CompleteAll { node } => write!(f, "complete-all:{node}"),
             Op::CompleteAllBut { node, pick } => write!(f, "complete-all-but:{node}:{pick}"),
+            Op::Lag { node, pick, rounds } => write!(f, "lag:{node}:{pick}:{rounds}"),
             Op::Handle { node, refuse: false } => write!(f, "handle:{node}"),
             Op::Handle { node, refuse: true } => write!(f, "refuse:{node}"),
             Op::Peek { node } => write!(f, "peek:{node}"),
@@ -415,6 +455,10 @@ fn parse_op(token: &str, nodes: usize) -> Result<Op, &'static str> {
             let (node, pick) = node_pick(args)?;
             Op::Complete { node, pick }
         }
+        "fsync-fail" | "fsync-fail-landed" => {
+            let (node, pick) = node_pick(args)?;
+            Op::FailFsync { node, pick, landed: name == "fsync-fail-landed" }
+        }
         "stall" => {
             let (node, pick) = node_pick(args)?;
             Op::Stall { node, pick }
@@ -423,6 +467,11 @@ fn parse_op(token: &str, nodes: usize) -> Result<Op, &'static str> {
         "complete-all-but" => {
             let (node, pick) = node_pick(args)?;
             Op::CompleteAllBut { node, pick }
+        }
+        "lag" => {
+            let (node_pick_text, rounds) = args.rsplit_once(':').ok_or("lag:node:pick:rounds is expected")?;
+            let (node, pick) = node_pick(node_pick_text)?;
+            Op::Lag { node, pick, rounds: num(rounds)? as usize }
         }
         "handle" => Op::Handle { node: node(args)?, refuse: false },
         "refuse" => Op::Handle { node: node(args)?, refuse: true },

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::OutPoint;
+use bitcoin::{OutPoint, Txid};
 use lightning::ln::types::ChannelId;
 use lightning::sign::KeysManager;
 use vigil_chain::testkit::{coinbase_coin, funding_spend, Coin, TestKey};
@@ -20,6 +20,7 @@ use vigil_core::channel::ChannelMessage;
 use vigil_core::manager::records::PAYMENTS_NAMESPACE;
 use vigil_core::manager::{ChannelManager, Event, ManagerConfig, PaymentRecord, RecordWrite};
 
+use crate::accounts::Funding;
 use crate::onchain::{coin_key, sweep_script};
 
 /// What a simulated user saw and did.
@@ -32,6 +33,15 @@ pub struct UserLog {
     /// Events handled whose acknowledgement is not durable yet, with the
     /// writes (in flight when it was handled) that must complete first.
     pub acking: Vec<(Event, BTreeSet<u64>)>,
+}
+
+/// A write that may complete now.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    /// The monitor write at this index of `in_flight`.
+    Monitor(usize),
+    /// The oldest record write.
+    Record,
 }
 
 /// One node and its disk.
@@ -53,6 +63,8 @@ pub struct SimNode {
     next_record_token: u64,
     /// Writes completed so far.
     pub completed: u64,
+    /// Writes whose `fsync` failed.
+    pub failed_fsyncs: u64,
     /// A channel whose writes are held back (a slow disk region), so that
     /// other channels' writes overtake it.
     pub stalled: Option<ChannelId>,
@@ -97,11 +109,9 @@ impl SimNode {
         self.in_flight.iter().map(|r| r.seq).chain(self.record_writes.iter().map(|(t, _)| *t)).collect()
     }
 
-    /// Completes the `pick`-th write among those that may complete now (the
-    /// oldest of each channel, and the oldest record write). Returns
-    /// whether one completed.
-    pub fn complete(&mut self, pick: usize) -> bool {
-        self.take_requests();
+    /// The `pick`-th write among those that may complete now (the oldest
+    /// of each channel not held back, and the oldest record write).
+    fn ready(&self, pick: usize) -> Option<Ready> {
         let mut ready: Vec<usize> = Vec::new();
         let mut seen = BTreeSet::new();
         for (i, r) in self.in_flight.iter().enumerate() {
@@ -111,37 +121,60 @@ impl SimNode {
         }
         let choices = ready.len() + usize::from(!self.record_writes.is_empty());
         if choices == 0 {
-            return false;
+            return None;
         }
         let choice = pick % choices;
-        let token;
-        if choice == ready.len() {
-            let (t, write) = self.record_writes.pop_front().expect("counted above");
-            token = t;
-            if std::env::var_os("VIGIL_SIM_TRACE").is_some() {
-                let status =
-                    PaymentRecord::from_bytes(&write.value).map(|r| (r.payment_hash, r.status, r.seen));
-                eprintln!("  node {} record durable {status:?}", self.seed - 10);
+        Some(if choice == ready.len() { Ready::Record } else { Ready::Monitor(ready[choice]) })
+    }
+
+    /// Puts a write on the durable image (the node is not told).
+    fn land(&mut self, write: Ready) {
+        match write {
+            Ready::Record => {
+                let (_, w) = self.record_writes.front().expect("ready() saw it");
+                self.durable.insert((w.namespace.to_string(), w.key.clone()), w.value.clone());
             }
-            self.durable.insert((write.namespace.to_string(), write.key.clone()), write.value.clone());
-            self.manager.record_persisted(write.payment_id);
-        } else {
-            let request = self.in_flight.remove(ready[choice]);
-            token = request.seq;
-            for op in &request.ops {
-                match op {
-                    StoreOp::Write { namespace, key, value } => {
-                        self.durable.insert((namespace.to_string(), key.clone()), value.clone());
-                    }
-                    StoreOp::Remove { namespace, key } => {
-                        self.durable.remove(&(namespace.to_string(), key.clone()));
+            Ready::Monitor(i) => {
+                for op in &self.in_flight[i].ops {
+                    match op {
+                        StoreOp::Write { namespace, key, value } => {
+                            self.durable.insert((namespace.to_string(), key.clone()), value.clone());
+                        }
+                        StoreOp::Remove { namespace, key } => {
+                            self.durable.remove(&(namespace.to_string(), key.clone()));
+                        }
                     }
                 }
             }
-            self.manager
-                .persist_completed(request.channel_id, request.seq)
-                .expect("a channel's writes complete in order here");
         }
+    }
+
+    /// Completes the `pick`-th write among those that may complete now (the
+    /// oldest of each channel, and the oldest record write). Returns
+    /// whether one completed.
+    pub fn complete(&mut self, pick: usize) -> bool {
+        self.take_requests();
+        let Some(write) = self.ready(pick) else { return false };
+        self.land(write);
+        let token = match write {
+            Ready::Record => {
+                let (token, write) = self.record_writes.pop_front().expect("ready() saw it");
+                if std::env::var_os("VIGIL_SIM_TRACE").is_some() {
+                    let status =
+                        PaymentRecord::from_bytes(&write.value).map(|r| (r.payment_hash, r.status, r.seen));
+                    eprintln!("  node {} record durable {status:?}", self.seed - 10);
+                }
+                self.manager.record_persisted(write.payment_id);
+                token
+            }
+            Ready::Monitor(i) => {
+                let request = self.in_flight.remove(i);
+                self.manager
+                    .persist_completed(request.channel_id, request.seq)
+                    .expect("a channel's writes complete in order here");
+                request.seq
+            }
+        };
         self.completed += 1;
         if self.in_flight.is_empty() {
             self.durable_height = self.seen_height;
@@ -153,6 +186,22 @@ impl SimNode {
             std::mem::take(&mut self.user.acking).into_iter().partition(|(_, t)| t.is_empty());
         self.user.acking = waiting;
         self.user.acknowledged.extend(acked.into_iter().map(|(e, _)| e));
+        true
+    }
+
+    /// The `fsync` of the `pick`-th write that may complete fails: the node
+    /// is not told it completed, and writes it again later (as `vigil-node`
+    /// retries a batch the store refused). When `landed`, the data reached
+    /// the disk all the same (a failed `fsync` says nothing of what is on
+    /// disk), so a crash now finds it durable. Returns whether there was a
+    /// write to fail.
+    pub fn fail_fsync(&mut self, pick: usize, landed: bool) -> bool {
+        self.take_requests();
+        let Some(write) = self.ready(pick) else { return false };
+        if landed {
+            self.land(write);
+        }
+        self.failed_fsyncs += 1;
         true
     }
 
@@ -221,10 +270,16 @@ pub struct World {
     pub requested_closes: BTreeSet<ChannelId>,
     /// The height when the setup was done (reorgs stay above it).
     pub setup_height: u32,
-    /// Each node's fee wallet (coins of its key), for anchor claims.
+    /// Each node's fee wallet, for anchor claims: every coin of its key it
+    /// ever had (the coinbases, then change). Which are spendable is asked
+    /// of the chain, so a reorg that drops a fee transaction frees its coin.
     pub fee_coins: Vec<Vec<Coin>>,
-    /// Every channel's funding output and value.
-    pub fundings: Vec<(OutPoint, u64)>,
+    /// Every channel's funding output, value and ends.
+    pub fundings: Vec<Funding>,
+    /// Each node's fee wallet after setup, in satoshis.
+    pub initial_fee_sat: Vec<u64>,
+    /// Who broadcast each transaction (the first node to).
+    pub broadcasters: BTreeMap<Txid, usize>,
 }
 
 impl World {
@@ -264,6 +319,7 @@ impl World {
                     record_writes: VecDeque::new(),
                     next_record_token: u64::MAX,
                     completed: 0,
+                    failed_fsyncs: 0,
                     stalled: None,
                     restarts: 0,
                     seen_height: height,
@@ -285,8 +341,12 @@ impl World {
             setup_height: 0,
             fee_coins: Vec::new(),
             fundings: Vec::new(),
+            initial_fee_sat: Vec::new(),
+            broadcasters: BTreeMap::new(),
         };
         world.fee_coins = fee_heights.iter().map(|h| World::initial_fee_coins(&world.chain, h)).collect();
+        world.initial_fee_sat =
+            world.fee_coins.iter().map(|c| c.iter().map(|c| c.txout.value.to_sat()).sum()).collect();
         for (i, coin) in coins.iter().enumerate().take(n.saturating_sub(1)) {
             world.connect(i, i + 1);
             for (k, anchors) in [false, true].into_iter().enumerate() {
@@ -342,7 +402,12 @@ impl World {
             moved |= self.nodes[i].take_requests();
             while let Some(tx) = self.nodes[i].manager.poll_broadcast() {
                 moved = true;
-                let _ = self.chain.submit_transaction(&tx);
+                self.broadcasters.entry(tx.compute_txid()).or_insert(i);
+                let result = self.chain.submit_transaction(&tx);
+                if self.trace {
+                    let spends: Vec<_> = tx.input.iter().map(|i| i.previous_output).collect();
+                    eprintln!("  node {i} broadcast {} spending {spends:?}: {result:?}", tx.compute_txid());
+                }
             }
             while let Some((to, msg)) = self.nodes[i].manager.poll_message() {
                 moved = true;
@@ -441,6 +506,10 @@ impl World {
             let height = self.chain.height();
             let hash = self.chain.block_hash(height).expect("chain").expect("just mined");
             let block = self.chain.block(&hash).expect("chain").expect("just mined");
+            if self.trace {
+                let txids: Vec<_> = block.txdata.iter().skip(1).map(|t| t.compute_txid()).collect();
+                eprintln!("  block {height}: {txids:?}");
+            }
             for node in &mut self.nodes {
                 node.manager.block_connected(height, &block.txdata);
                 node.seen_height = height;
@@ -478,6 +547,8 @@ impl World {
                 }
             })
             .collect();
+        let was_up: Vec<usize> =
+            peers.iter().copied().filter(|p| self.links.get(&(i, *p)).is_some_and(|l| l.up)).collect();
         for p in &peers {
             self.disconnect(i, *p);
         }
@@ -524,6 +595,47 @@ impl World {
         if node.in_flight.is_empty() {
             node.durable_height = height;
         }
+        // The restarted node reconnects to the peers it was connected to.
+        for p in was_up {
+            self.connect(i, p);
+        }
+    }
+
+    /// `node`'s disk lags on one open channel (the `pick`-th of those with
+    /// HTLCs, or of all if none has any): for `rounds`
+    /// rounds everything else moves (every other write completes, messages
+    /// are delivered, users handle their events, time passes), then `node`
+    /// crashes with that channel's writes still in flight. The window a
+    /// slow disk region opens: what depends on the lagging writes must not
+    /// have been released by the others.
+    pub fn lag(&mut self, node: usize, pick: usize, rounds: usize) {
+        // A lag matters where something is under way: the channels with
+        // HTLCs, if any.
+        let open = self.nodes[node].manager.list_channels();
+        let busy: Vec<ChannelId> =
+            open.iter().filter(|c| c.pending_htlcs > 0).map(|c| c.channel_id).collect();
+        let mut channels =
+            if busy.is_empty() { open.iter().map(|c| c.channel_id).collect::<Vec<_>>() } else { busy };
+        channels.sort();
+        let lagging = (!channels.is_empty()).then(|| channels[pick % channels.len()]);
+        for round in 0..rounds {
+            if round % 2 == 1 {
+                self.tick();
+            }
+            self.collect();
+            for i in 0..self.nodes.len() {
+                let n = &mut self.nodes[i];
+                n.stalled = if i == node { lagging } else { None };
+                while n.complete(0) {}
+            }
+            self.deliver_all();
+            for i in 0..self.nodes.len() {
+                self.user(i, true, false);
+            }
+            self.collect();
+        }
+        self.nodes[node].stalled = None;
+        self.crash(node);
     }
 
     /// Node `i`'s balance over its open channels.
@@ -610,7 +722,8 @@ impl World {
                 .expect("funding requested");
         let key = coin_key(a);
         let tx = funding_spend(&key, &coinbase_coin(&self.chain, coin), script, value);
-        self.fundings.push((OutPoint { txid: tx.compute_txid(), vout: 0 }, value));
+        let outpoint = OutPoint { txid: tx.compute_txid(), vout: 0 };
+        self.fundings.push(Funding { outpoint, value_sat: value, funder: a, fundee: b });
         let id = self.nodes[a].manager.funding_transaction_generated(temp, tx).expect("funding");
         self.settle_setup();
         self.mine(6);

@@ -108,8 +108,19 @@ impl ChannelManager {
     /// A deferred `InboundClaimPersisted` found at start-up.
     pub(super) fn handle_deferred_event(&mut self, released: ReleasedEvent) {
         let MonitorEvent::InboundClaimPersisted { htlc_id, preimage, claim } = released.event else { return };
+        // The user saw the claim if any part's monitor says so: handling
+        // `PaymentClaimed` records it in every part's monitor, but those
+        // writes are per channel, and a crash may keep some and lose
+        // others. (A part whose deferred event is gone was acknowledged in
+        // the same write as its record.)
         let seen = crate::monitor::ResolutionRecord::ClaimSeen(claim.payment_hash);
-        if self.chain_monitor.monitor(&released.channel_id).is_some_and(|m| m.has_record(&seen)) {
+        let seen_somewhere = claim
+            .parts
+            .iter()
+            .map(|p| p.channel_id)
+            .chain([released.channel_id])
+            .any(|c| self.chain_monitor.monitor(&c).is_some_and(|m| m.has_record(&seen)));
+        if seen_somewhere {
             self.chain_monitor.ack(&released.channel_id, &[released.id]);
             self.dirty = true;
             return;
