@@ -40,18 +40,36 @@ pub struct SeedOutcome {
     pub program: Vec<program::Op>,
 }
 
-/// Runs the program of `seed` (`ops` operations, `nodes` nodes in a line),
-/// settles, and checks every invariant.
-pub fn run_seed(seed: u64, ops: usize, nodes: usize) -> SeedOutcome {
-    let program = program::generate(seed, ops, nodes.max(2));
-    let (stats, violations) = run_program(&program, nodes);
+/// How a simulation is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Nodes in a line (at least 2).
+    pub nodes: usize,
+    /// Of the writes in flight when a node crashes, the share (in percent,
+    /// the newest of each channel) that stays pending and is lost; the
+    /// rest completes first. 100, the default, loses everything in flight.
+    pub pending_percent: u8,
+}
+
+impl Config {
+    /// `nodes` nodes (at least 2), losing every write in flight at a crash.
+    pub fn nodes(nodes: usize) -> Config {
+        Config { nodes: nodes.max(2), pending_percent: 100 }
+    }
+}
+
+/// Runs the program of `seed` (`ops` operations), settles, and checks
+/// every invariant.
+pub fn run_seed(seed: u64, ops: usize, config: Config) -> SeedOutcome {
+    let program = program::generate(seed, ops, config.nodes.max(2));
+    let (stats, violations) = run_program(&program, config);
     SeedOutcome { seed, stats, violations, program }
 }
 
-/// Runs `program` on a fresh world of `nodes` nodes in a line, settles, and
-/// checks every invariant.
-pub fn run_program(program: &[program::Op], nodes: usize) -> (program::Stats, Vec<String>) {
-    let mut world = world::World::new(nodes.max(2));
+/// Runs `program` on a fresh world, settles, and checks every invariant.
+pub fn run_program(program: &[program::Op], config: Config) -> (program::Stats, Vec<String>) {
+    let mut world = world::World::new(config.nodes.max(2));
+    world.pending_percent = config.pending_percent.min(100);
     world.trace = std::env::var_os("VIGIL_SIM_TRACE").is_some();
     let stats = program::run(&mut world, program);
     world.settle();
@@ -66,8 +84,8 @@ pub fn run_program(program: &[program::Op], nodes: usize) -> (program::Stats, Ve
 /// ever smaller chunks of `program` while some violation remains (delta
 /// debugging), at most `budget` runs. A program with no violation is
 /// returned as it is.
-pub fn minimize(program: &[program::Op], nodes: usize, budget: usize) -> Vec<program::Op> {
-    let fails = |p: &[program::Op]| !run_program(p, nodes).1.is_empty();
+pub fn minimize(program: &[program::Op], config: Config, budget: usize) -> Vec<program::Op> {
+    let fails = |p: &[program::Op]| !run_program(p, config).1.is_empty();
     let mut best = program.to_vec();
     let mut runs = 0;
     let mut chunk = best.len().div_ceil(2);

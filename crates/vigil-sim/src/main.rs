@@ -1,6 +1,9 @@
-//! `vigil-sim --seeds A..B [--ops N] [--nodes N]`: runs each seed's program
-//! and checks the invariants. The last line is
-//! `sim: <seeds> seeds, <ops> ops, <crashes> crashes, <violations> violations`;
+//! `vigil-sim --seeds A..B [--ops N] [--nodes N] [--pending P]`: runs each
+//! seed's program and checks the invariants. `--pending P` (0 to 100, 100
+//! by default) is the share of the writes in flight at a crash that is
+//! lost, the newest of each channel; the rest completes first.
+//!
+//! The last line is `sim: <seeds> seeds, <ops> ops, <crashes> crashes, <violations> violations`;
 //! the exit code is non-zero if any invariant failed. A violation prints the
 //! seed, its program minimised, and the command that replays it:
 //! `vigil-sim --nodes N --replay '<program>'`.
@@ -22,6 +25,7 @@ fn main() -> ExitCode {
     let mut seeds = 0..100;
     let mut ops = 500;
     let mut nodes = 3;
+    let mut pending: u8 = 100;
     let mut replay: Option<String> = None;
     #[cfg_attr(not(feature = "bug-injection"), allow(unused_mut))]
     let mut minimise = true;
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
             ("--seeds", Some(v)) => parse_range(v).map(|r| seeds = r).is_some(),
             ("--ops", Some(v)) => v.parse().map(|n| ops = n).is_ok(),
             ("--nodes", Some(v)) => v.parse().map(|n| nodes = n).is_ok(),
+            ("--pending", Some(v)) => v.parse().ok().filter(|p| *p <= 100).map(|p| pending = p).is_some(),
             #[cfg(feature = "bug-injection")]
             ("--bug", Some(v)) => {
                 // Every seed may fail: minimising each would take long.
@@ -46,18 +51,23 @@ fn main() -> ExitCode {
         };
         if !ok {
             eprintln!(
-                "usage: vigil-sim --seeds A..B [--ops N] [--nodes N] | --replay '<program>' [--nodes N] (got {arg:?} {value:?})"
+                "usage: vigil-sim --seeds A..B [--ops N] [--nodes N] [--pending P] | --replay '<program>' [--nodes N] [--pending P] (got {arg:?} {value:?})"
             );
             return ExitCode::from(2);
         }
     }
+    let config = vigil_sim::Config { pending_percent: pending, ..vigil_sim::Config::nodes(nodes) };
     if let Some(text) = replay {
-        return replay_program(&text, nodes);
+        return replay_program(&text, config);
     }
+    let flags = match pending {
+        100 => format!("--nodes {nodes}"),
+        p => format!("--nodes {nodes} --pending {p}"),
+    };
     let (mut total_ops, mut crashes, mut violations) = (0, 0, 0);
     let count = seeds.end.saturating_sub(seeds.start);
     for seed in seeds {
-        let outcome = vigil_sim::run_seed(seed, ops, nodes);
+        let outcome = vigil_sim::run_seed(seed, ops, config);
         total_ops += outcome.stats.ops;
         crashes += outcome.stats.crashes;
         if !outcome.violations.is_empty() {
@@ -66,13 +76,13 @@ fn main() -> ExitCode {
             for v in &outcome.violations {
                 println!("  {v}");
             }
-            println!("  the seed again: cargo run --release -p vigil-sim -- --seeds {seed}..{} --ops {ops} --nodes {nodes}", seed + 1);
+            println!("  the seed again: cargo run --release -p vigil-sim -- --seeds {seed}..{} --ops {ops} {flags}", seed + 1);
             if !minimise {
                 continue;
             }
-            let short = vigil_sim::minimize(&outcome.program, nodes, 400);
+            let short = vigil_sim::minimize(&outcome.program, config, 400);
             println!(
-                "  minimised from {} to {} operations; replay: cargo run --release -p vigil-sim -- --nodes {nodes} --replay '{}'",
+                "  minimised from {} to {} operations; replay: cargo run --release -p vigil-sim -- {flags} --replay '{}'",
                 outcome.program.len(),
                 short.len(),
                 vigil_sim::program::to_text(&short)
@@ -101,15 +111,15 @@ fn bug(name: &str) -> Option<vigil_core::bugs::Bug> {
 }
 
 /// Runs one program given as text and prints what it broke.
-fn replay_program(text: &str, nodes: usize) -> ExitCode {
-    let program = match vigil_sim::program::parse(text, nodes.max(2)) {
+fn replay_program(text: &str, config: vigil_sim::Config) -> ExitCode {
+    let program = match vigil_sim::program::parse(text, config.nodes) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("vigil-sim: cannot read the program: {e}");
             return ExitCode::from(2);
         }
     };
-    let (stats, violations) = vigil_sim::run_program(&program, nodes);
+    let (stats, violations) = vigil_sim::run_program(&program, config);
     for v in &violations {
         println!("  {v}");
     }

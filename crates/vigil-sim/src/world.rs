@@ -155,6 +155,36 @@ impl SimNode {
     pub fn complete(&mut self, pick: usize) -> bool {
         self.take_requests();
         let Some(write) = self.ready(pick) else { return false };
+        self.finish(write);
+        true
+    }
+
+    /// Completes every write in flight but the newest `percent` of each
+    /// channel's (and of the record writes), oldest first; a channel held
+    /// back keeps all its writes in flight.
+    pub fn complete_all_but_newest(&mut self, percent: u8) {
+        self.take_requests();
+        let percent = usize::from(percent.min(100));
+        let mut channels: BTreeMap<ChannelId, usize> = BTreeMap::new();
+        for r in &self.in_flight {
+            *channels.entry(r.channel_id).or_default() += 1;
+        }
+        // A channel held back stays so.
+        let stalled = self.stalled;
+        for (channel_id, count) in channels.into_iter().filter(|(c, _)| Some(*c) != stalled) {
+            for _ in 0..count - (count * percent).div_ceil(100) {
+                let oldest = self.in_flight.iter().position(|r| r.channel_id == channel_id);
+                self.finish(Ready::Monitor(oldest.expect("counted above")));
+            }
+        }
+        let records = self.record_writes.len();
+        for _ in 0..records - (records * percent).div_ceil(100) {
+            self.finish(Ready::Record);
+        }
+    }
+
+    /// Makes `write` durable and tells the node.
+    fn finish(&mut self, write: Ready) {
         self.land(write);
         let token = match write {
             Ready::Record => {
@@ -186,7 +216,6 @@ impl SimNode {
             std::mem::take(&mut self.user.acking).into_iter().partition(|(_, t)| t.is_empty());
         self.user.acking = waiting;
         self.user.acknowledged.extend(acked.into_iter().map(|(e, _)| e));
-        true
     }
 
     /// The `fsync` of the `pick`-th write that may complete fails: the node
@@ -280,6 +309,9 @@ pub struct World {
     pub initial_fee_sat: Vec<u64>,
     /// Who broadcast each transaction (the first node to).
     pub broadcasters: BTreeMap<Txid, usize>,
+    /// Of the writes in flight at a crash, the share (in percent, the
+    /// newest of each channel) that is lost; the rest completes first.
+    pub pending_percent: u8,
 }
 
 impl World {
@@ -343,6 +375,7 @@ impl World {
             fundings: Vec::new(),
             initial_fee_sat: Vec::new(),
             broadcasters: BTreeMap::new(),
+            pending_percent: 100,
         };
         world.fee_coins = fee_heights.iter().map(|h| World::initial_fee_coins(&world.chain, h)).collect();
         world.initial_fee_sat =
@@ -531,8 +564,10 @@ impl World {
         }
     }
 
-    /// `i` crashes: writes in flight and acknowledgements not yet durable are
-    /// lost, and it is rebuilt from its durable image alone.
+    /// `i` crashes: writes in flight (all of them, or the newest
+    /// [`World::pending_percent`] of each channel's, the rest completing
+    /// first) and acknowledgements not yet durable are lost, and it is
+    /// rebuilt from its durable image alone.
     pub fn crash(&mut self, i: usize) {
         let peers: Vec<usize> = self
             .peer_pairs()
@@ -555,6 +590,9 @@ impl World {
         let height = self.chain.height();
         let now = self.now_secs;
         let node = &mut self.nodes[i];
+        if self.pending_percent < 100 {
+            node.complete_all_but_newest(self.pending_percent);
+        }
         node.in_flight.clear();
         node.record_writes.clear();
         node.user.acking.clear();
@@ -634,7 +672,6 @@ impl World {
             }
             self.collect();
         }
-        self.nodes[node].stalled = None;
         self.crash(node);
     }
 

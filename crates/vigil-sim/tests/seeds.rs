@@ -2,11 +2,13 @@
 //! every invariant holds. (More: `cargo run --release -p vigil-sim --
 //! --seeds A..B`.)
 
+use vigil_sim::Config;
+
 #[test]
 fn ci_seed_range_keeps_every_invariant() {
     let (mut crashes, mut failed_fsyncs) = (0, 0);
     for seed in 0..80 {
-        let outcome = vigil_sim::run_seed(seed, 300, 3);
+        let outcome = vigil_sim::run_seed(seed, 300, Config::nodes(3));
         assert!(
             outcome.violations.is_empty(),
             "seed {seed}: {:#?}\nreplay: cargo run --release -p vigil-sim -- --seeds {seed}..{} --ops 300",
@@ -23,22 +25,22 @@ fn ci_seed_range_keeps_every_invariant() {
 #[test]
 fn a_four_node_line_keeps_every_invariant() {
     for seed in 100..106 {
-        let outcome = vigil_sim::run_seed(seed, 300, 4);
+        let outcome = vigil_sim::run_seed(seed, 300, Config::nodes(4));
         assert!(outcome.violations.is_empty(), "seed {seed}: {:#?}", outcome.violations);
     }
     // A small MPP part trimmed from a force-closed commitment as dust: the
     // value went to the miners, and the accounts allow for it.
     let program = vigil_sim::program::parse("pay:1>0:581964 pay:2>0:490394 lag:0:2:13 force-close:2:0", 4)
         .expect("a valid program");
-    let (_, violations) = vigil_sim::run_program(&program, 4);
+    let (_, violations) = vigil_sim::run_program(&program, Config::nodes(4));
     assert!(violations.is_empty(), "{violations:?}");
 }
 
 /// The same seed gives the same program and the same run.
 #[test]
 fn runs_are_deterministic() {
-    let a = vigil_sim::run_seed(7, 150, 3);
-    let b = vigil_sim::run_seed(7, 150, 3);
+    let a = vigil_sim::run_seed(7, 150, Config::nodes(3));
+    let b = vigil_sim::run_seed(7, 150, Config::nodes(3));
     assert_eq!(a, b);
     assert_ne!(vigil_sim::program::generate(7, 150, 3), vigil_sim::program::generate(8, 150, 3));
 }
@@ -109,7 +111,7 @@ fn programs_that_once_broke_an_invariant_keep_them_all() {
          force-close:1:5",
     ] {
         let program = vigil_sim::program::parse(text, 3).expect("a valid program");
-        let (_, violations) = vigil_sim::run_program(&program, 3);
+        let (_, violations) = vigil_sim::run_program(&program, Config::nodes(3));
         assert!(violations.is_empty(), "{text}: {violations:?}");
     }
 }
@@ -142,4 +144,44 @@ fn a_failed_fsync_that_landed_is_found_by_the_restart() {
     let violations = vigil_sim::check::check(&world);
     assert!(violations.is_empty(), "{violations:#?}");
     assert_eq!(world.nodes[0].manager.list_payments().len(), 1, "the payment survived the crash");
+}
+
+/// `--pending P`: at a crash, the oldest writes of each channel complete
+/// first and only the newest P% are lost; programs keep every invariant so.
+#[test]
+fn crashes_that_lose_only_the_newest_writes_keep_every_invariant() {
+    use std::collections::BTreeMap;
+    let mut world = vigil_sim::world::World::new(3);
+    let per_channel = |n: &vigil_sim::world::SimNode| {
+        let mut m: BTreeMap<_, usize> = BTreeMap::new();
+        for r in &n.in_flight {
+            *m.entry(r.channel_id).or_default() += 1;
+        }
+        m
+    };
+    // A seeded program runs until some node has several writes of one
+    // channel in flight.
+    let program = vigil_sim::program::generate(1, 300, 3);
+    let mut node = None;
+    for op in &program {
+        vigil_sim::program::run(&mut world, std::slice::from_ref(op));
+        node = (0..3).find(|i| per_channel(&world.nodes[*i]).values().any(|c| *c >= 2));
+        if node.is_some() {
+            break;
+        }
+    }
+    let node = &mut world.nodes[node.expect("a channel with writes queued")];
+    let before = per_channel(node);
+    node.complete_all_but_newest(50);
+    let after = per_channel(node);
+    for (channel, count) in &before {
+        assert_eq!(after.get(channel).copied().unwrap_or(0), count.div_ceil(2), "{channel}");
+    }
+    assert!(after.values().sum::<usize>() < before.values().sum::<usize>(), "the oldest completed");
+
+    for seed in 0..10 {
+        let config = Config { pending_percent: 30, ..Config::nodes(3) };
+        let outcome = vigil_sim::run_seed(seed, 300, config);
+        assert!(outcome.violations.is_empty(), "seed {seed}: {:#?}", outcome.violations);
+    }
 }

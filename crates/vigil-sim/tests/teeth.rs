@@ -22,6 +22,7 @@
 //! `early_forward_ack_window_by_hand` drives the same window step by step.
 
 use std::time::Instant;
+use vigil_sim::Config;
 
 use vigil_core::bugs::{self, Bug};
 
@@ -33,7 +34,7 @@ fn caught(bug: Bug) -> (u64, String) {
     let mut result = None;
     let limit: u64 = std::env::var("VIGIL_SIM_TEETH_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     for seed in 0..limit {
-        let outcome = vigil_sim::run_seed(seed, 300, 3);
+        let outcome = vigil_sim::run_seed(seed, 300, Config::nodes(3));
         if let Some(v) = outcome.violations.first() {
             result = Some((seed + 1, v.clone()));
             break;
@@ -70,20 +71,21 @@ fn re_emitting_an_acknowledged_event_is_caught() {
 #[test]
 fn a_failing_program_is_minimised_and_replays_from_its_text() {
     bugs::set(Some(Bug::ReemitAcknowledged));
-    let seed =
-        (0..50).find(|s| !vigil_sim::run_seed(*s, 300, 3).violations.is_empty()).expect("a failing seed");
+    let seed = (0..50)
+        .find(|s| !vigil_sim::run_seed(*s, 300, Config::nodes(3)).violations.is_empty())
+        .expect("a failing seed");
     let program = vigil_sim::program::generate(seed, 300, 3);
-    let short = vigil_sim::minimize(&program, 3, 400);
+    let short = vigil_sim::minimize(&program, Config::nodes(3), 400);
     let text = vigil_sim::program::to_text(&short);
     let replayed = vigil_sim::program::parse(&text, 3).expect("the printed program reads back");
-    let (_, violations) = vigil_sim::run_program(&replayed, 3);
+    let (_, violations) = vigil_sim::run_program(&replayed, Config::nodes(3));
     bugs::set(None);
     println!("seed {seed}: {} operations minimised to {}: {text}", program.len(), short.len());
     assert!(short.len() * 5 < program.len(), "much shorter: {} of {}", short.len(), program.len());
     assert_eq!(replayed, short);
     assert!(!violations.is_empty(), "the minimised program still fails");
     // Without the bug, the same program is fine.
-    assert!(vigil_sim::run_program(&short, 3).1.is_empty());
+    assert!(vigil_sim::run_program(&short, Config::nodes(3)).1.is_empty());
 }
 
 /// The exact window of `EarlyForwardAck`, driven by hand: the forwarder's
