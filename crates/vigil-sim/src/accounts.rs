@@ -55,9 +55,13 @@ pub struct Account {
     /// The fees it bore and the outputs it gave up as uneconomic (less the
     /// anchors it spent).
     pub fees_sat: i64,
-    /// How far the exact sum may be off: BOLT 3 rounds each commitment
-    /// output down to the satoshi, and the funder's fee takes the rest.
+    /// How far the exact sum may be off either way: BOLT 3 rounds each
+    /// commitment output down to the satoshi.
     pub rounding_msat: u64,
+    /// What its closed channels' commitments lost besides their fee: HTLCs
+    /// trimmed as dust (and sub-satoshi remainders). The node may be short
+    /// of up to that, never ahead.
+    pub dust_msat: u64,
 }
 
 impl World {
@@ -142,7 +146,8 @@ impl World {
                 // to the miners, at the cost of one end or the other.
                 accounts[f.funder].fees_sat += (f.value_sat - out_sat + anchors_of(tx) - trimmed) as i64;
                 for end in [f.funder, f.fundee] {
-                    accounts[end].rounding_msat += 1000 * (tx.output.len() as u64 + trimmed);
+                    accounts[end].rounding_msat += 1000 * tx.output.len() as u64;
+                    accounts[end].dust_msat += 1000 * trimmed;
                 }
                 continue;
             }
@@ -198,7 +203,10 @@ fn anchors_of(tx: &Transaction) -> u64 {
 /// anchors, plus 172 per HTLC output): HTLCs trimmed as dust, and the
 /// outputs' sub-satoshi rounding. Both balances have an output (the channel
 /// reserve keeps them above dust), so the outputs besides them and the
-/// anchors are HTLCs.
+/// anchors are HTLCs. The feerate is the one the channels opened at: the
+/// manager sends no `update_fee`. (Once it does, the feerate must come from
+/// the commitment: a guess too low would pass the funder's real fee off as
+/// dust, which the value check tolerates.)
 fn trimmed_sat(tx: &Transaction, value_sat: u64, feerate_per_kw: u64) -> u64 {
     let anchors = tx.output.iter().filter(|o| o.value.to_sat() == ANCHOR_SAT).count() as u64;
     let htlcs = (tx.output.len() as u64).saturating_sub(2 + anchors);

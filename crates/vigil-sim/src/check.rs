@@ -24,14 +24,21 @@ pub fn check(world: &World) -> Vec<String> {
     v
 }
 
+/// The largest payment record expected on disk: ids, hashes, amounts, a
+/// status and a preimage take well under this.
+const MAX_RECORD_BYTES: usize = 1024;
+
 /// The manager is never persisted: a node's disk holds monitors (live and
-/// archived) and payment records, nothing else, so a restart (which reads
-/// only the first and the last) rebuilds it from them alone.
+/// archived) and small payment records, nothing else, so a restart (which
+/// reads only the first and the last) rebuilds it from them alone.
 fn only_monitors_and_records_on_disk(world: &World, v: &mut Vec<String>) {
     for (i, node) in world.nodes.iter().enumerate() {
-        for (namespace, key) in node.durable.keys() {
+        for ((namespace, key), value) in &node.durable {
             if ![MONITORS_NAMESPACE, ARCHIVE_NAMESPACE, PAYMENTS_NAMESPACE].contains(&namespace.as_str()) {
                 v.push(format!("node {i}: {namespace}/{key} on disk is neither a monitor nor a record"));
+            }
+            if namespace == PAYMENTS_NAMESPACE && value.len() > MAX_RECORD_BYTES {
+                v.push(format!("node {i}: record {key} is {} bytes, not small", value.len()));
             }
         }
     }
@@ -158,9 +165,12 @@ fn nothing_left(world: &World, v: &mut Vec<String>) {
 /// received and earned forwarding, minus what it paid. A node with closed
 /// channels holds part of that on chain: its sweeps and fee wallet, less
 /// its starting fee wallet, plus the fees it bore ([`crate::accounts`]),
-/// must make up the rest, to BOLT 3's rounding of commitment outputs.
+/// must make up the rest, to BOLT 3's rounding of commitment outputs; it
+/// may be short of its closed channels' trimmed HTLCs, never ahead of
+/// them, and all nodes together are short of exactly what was trimmed.
 fn value_conserved(world: &World, v: &mut Vec<String>) {
     let accounts = world.accounts();
+    let (mut total_off, mut total_rounding) = (0i128, 0i128);
     for (i, node) in world.nodes.iter().enumerate() {
         for c in node.manager.list_channels() {
             let Some(j) = world.nodes.iter().position(|n| n.id() == c.counterparty_node_id) else { continue };
@@ -203,14 +213,24 @@ fn value_conserved(world: &World, v: &mut Vec<String>) {
         let on_chain = (i128::from(a.held_sat) - i128::from(world.initial_fee_sat[i])) * 1000;
         let fees = i128::from(a.fees_sat) * 1000;
         let actual = i128::from(world.balance(i)) + on_chain;
+        // Positive: the node is short.
         let off = expected - fees - actual;
-        if off.unsigned_abs() > u128::from(a.rounding_msat) {
+        let rounding = i128::from(a.rounding_msat);
+        total_off += off;
+        total_rounding += rounding;
+        if off < -rounding || off > i128::from(a.dust_msat) + rounding {
+            let gap = if off < 0 { format!("{} msat ahead", -off) } else { format!("{off} msat short") };
             v.push(format!(
                 "node {i}: holds {actual} msat ({on_chain} of it on chain) and paid {fees} in fees; \
-                 started with {}, received {received}, earned {earned}, paid {paid}: {off} msat off",
+                 started with {}, received {received}, earned {earned}, paid {paid}: {gap}",
                 world.initial_balance[i]
             ));
         }
+    }
+    // Each closed channel's trimmed value counts at both its ends.
+    let trimmed = accounts.iter().map(|a| i128::from(a.dust_msat)).sum::<i128>() / 2;
+    if (total_off - trimmed).abs() > total_rounding {
+        v.push(format!("the nodes are {total_off} msat short together, but only {trimmed} was trimmed"));
     }
 }
 

@@ -46,8 +46,10 @@ pub struct Config {
     /// Nodes in a line (at least 2).
     pub nodes: usize,
     /// Of the writes in flight when a node crashes, the share (in percent,
-    /// the newest of each channel) that stays pending and is lost; the
-    /// rest completes first. 100, the default, loses everything in flight.
+    /// the newest of each channel, rounded up or down in proportion) that
+    /// stays pending and is lost; the rest completes first, except in a
+    /// channel held back (`stall`, `lag`), which loses all. 100, the
+    /// default, loses everything in flight.
     pub pending_percent: u8,
 }
 

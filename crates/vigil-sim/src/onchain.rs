@@ -85,13 +85,16 @@ impl World {
                 }
                 // The newest coin still spendable (a reorg may have dropped
                 // the transaction that made a change coin, and freed the
-                // coin it spent).
+                // coin it spent) and large enough.
                 let spendable = |c: &&Coin| self.chain.utxo(&c.outpoint, true).ok().flatten().is_some();
-                let Some(coin) = self.fee_coins[i].iter().rev().find(spendable).cloned() else { continue };
                 let change = coin_key(i).p2wpkh();
-                let funded =
-                    need.funded_by_one_coin(coin.outpoint, coin.txout.value, change, P2WPKH_WITNESS_WEIGHT);
-                let Some(mut tx) = funded else { continue };
+                let funded = self.fee_coins[i].iter().rev().filter(spendable).find_map(|coin| {
+                    let (outpoint, value) = (coin.outpoint, coin.txout.value);
+                    let tx =
+                        need.funded_by_one_coin(outpoint, value, change.clone(), P2WPKH_WITNESS_WEIGHT)?;
+                    Some((coin.clone(), tx))
+                });
+                let Some((coin, mut tx)) = funded else { continue };
                 sign_p2wpkh(&mut tx, 1, &coin_key(i), coin.txout.value);
                 let signed = self.nodes[i].manager.sign_fee_input(&channel_id, &need, &mut tx, 0);
                 if signed.is_ok() && self.chain.submit_transaction(&tx).is_ok() {

@@ -161,24 +161,38 @@ impl SimNode {
 
     /// Completes every write in flight but the newest `percent` of each
     /// channel's (and of the record writes), oldest first; a channel held
-    /// back keeps all its writes in flight.
+    /// back keeps all its writes in flight. Where the share is not a whole
+    /// number of writes, it is rounded up or down (in proportion, by a hash
+    /// of the oldest write's token), so that a single write in flight is
+    /// lost `percent`% of the time.
     pub fn complete_all_but_newest(&mut self, percent: u8) {
         self.take_requests();
-        let percent = usize::from(percent.min(100));
-        let mut channels: BTreeMap<ChannelId, usize> = BTreeMap::new();
+        let percent = u64::from(percent.min(100));
+        let lost = |count: usize, token: u64| {
+            let round = (token ^ u64::from(self.restarts)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+            ((count as u64 * percent + round % 100) / 100) as usize
+        };
+        let mut channels: BTreeMap<ChannelId, (usize, u64)> = BTreeMap::new();
         for r in &self.in_flight {
-            *channels.entry(r.channel_id).or_default() += 1;
+            channels.entry(r.channel_id).or_insert((0, r.seq)).0 += 1;
         }
-        // A channel held back stays so.
         let stalled = self.stalled;
-        for (channel_id, count) in channels.into_iter().filter(|(c, _)| Some(*c) != stalled) {
-            for _ in 0..count - (count * percent).div_ceil(100) {
+        let keep: Vec<(ChannelId, usize)> = channels
+            .into_iter()
+            .filter(|(c, _)| Some(*c) != stalled)
+            .map(|(c, (count, oldest))| (c, count - lost(count, oldest)))
+            .collect();
+        let records = self.record_writes.front().map_or(0, |(token, _)| {
+            let count = self.record_writes.len();
+            count - lost(count, *token)
+        });
+        for (channel_id, complete) in keep {
+            for _ in 0..complete {
                 let oldest = self.in_flight.iter().position(|r| r.channel_id == channel_id);
                 self.finish(Ready::Monitor(oldest.expect("counted above")));
             }
         }
-        let records = self.record_writes.len();
-        for _ in 0..records - (records * percent).div_ceil(100) {
+        for _ in 0..records {
             self.finish(Ready::Record);
         }
     }
@@ -515,13 +529,21 @@ impl World {
                     let _ = self.nodes[i].manager.claim_funds(purpose.preimage());
                 }
             }
+            // The acknowledgement is durable once the writes handling the
+            // event queued are (with the older writes of their channels,
+            // which complete first). Handling that queued none waits for
+            // every write in flight, to be safe.
+            self.nodes[i].take_requests();
+            let before = self.nodes[i].pending_tokens();
             self.nodes[i].manager.event_handled(id);
             if self.trace {
                 eprintln!("  node {i} handled {event:?}");
             }
             let node = &mut self.nodes[i];
             node.take_requests();
-            let tokens = node.pending_tokens();
+            let all = node.pending_tokens();
+            let queued: BTreeSet<u64> = all.difference(&before).copied().collect();
+            let tokens = if queued.is_empty() { all } else { queued };
             if tokens.is_empty() {
                 node.user.acknowledged.push(event);
             } else {
@@ -640,10 +662,11 @@ impl World {
     }
 
     /// `node`'s disk lags on one open channel (the `pick`-th of those with
-    /// HTLCs, or of all if none has any): for `rounds`
-    /// rounds everything else moves (every other write completes, messages
-    /// are delivered, users handle their events, time passes), then `node`
-    /// crashes with that channel's writes still in flight. The window a
+    /// HTLCs, or of all if none has any): for `rounds` rounds everything
+    /// else moves (the other writes complete, but those of a channel an
+    /// earlier `stall` held back; messages are delivered, users handle
+    /// their events, time passes), then `node` crashes with that channel's
+    /// writes still in flight. The window a
     /// slow disk region opens: what depends on the lagging writes must not
     /// have been released by the others.
     pub fn lag(&mut self, node: usize, pick: usize, rounds: usize) {
@@ -656,14 +679,13 @@ impl World {
             if busy.is_empty() { open.iter().map(|c| c.channel_id).collect::<Vec<_>>() } else { busy };
         channels.sort();
         let lagging = (!channels.is_empty()).then(|| channels[pick % channels.len()]);
+        self.nodes[node].stalled = lagging;
         for round in 0..rounds {
             if round % 2 == 1 {
                 self.tick();
             }
             self.collect();
-            for i in 0..self.nodes.len() {
-                let n = &mut self.nodes[i];
-                n.stalled = if i == node { lagging } else { None };
+            for n in &mut self.nodes {
                 while n.complete(0) {}
             }
             self.deliver_all();

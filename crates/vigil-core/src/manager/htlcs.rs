@@ -111,15 +111,14 @@ impl ChannelManager {
         // The user saw the claim if any part's monitor says so: handling
         // `PaymentClaimed` records it in every part's monitor, but those
         // writes are per channel, and a crash may keep some and lose
-        // others. (A part whose deferred event is gone was acknowledged in
-        // the same write as its record.)
+        // others. A part's deferred event is only ever acknowledged in the
+        // same write as that record, and a monitor is archived only once
+        // its deferred events are: a part whose monitor is gone saw it too.
         let seen = crate::monitor::ResolutionRecord::ClaimSeen(claim.payment_hash);
-        let seen_somewhere = claim
-            .parts
-            .iter()
-            .map(|p| p.channel_id)
-            .chain([released.channel_id])
-            .any(|c| self.chain_monitor.monitor(&c).is_some_and(|m| m.has_record(&seen)));
+        let seen_somewhere = claim.parts.iter().any(|p| match self.chain_monitor.monitor(&p.channel_id) {
+            Some(m) => m.has_record(&seen),
+            None => true,
+        });
         if seen_somewhere {
             self.chain_monitor.ack(&released.channel_id, &[released.id]);
             self.dirty = true;
