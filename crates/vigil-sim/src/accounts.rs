@@ -8,7 +8,8 @@
 //! the channel's funder (BOLT 3), anchors included. An anchor spent to bump
 //! a commitment is the spender's gain, so it counts against that spender's
 //! fees. HTLCs trimmed from a commitment as dust go to the miners at the
-//! cost of one end or the other: their value widens both ends' tolerance.
+//! cost of one end or the other: either end may be short of their value
+//! (never ahead of it), and all nodes together are short of exactly that.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -324,7 +324,8 @@ pub struct World {
     /// Who broadcast each transaction (the first node to).
     pub broadcasters: BTreeMap<Txid, usize>,
     /// Of the writes in flight at a crash, the share (in percent, the
-    /// newest of each channel) that is lost; the rest completes first.
+    /// newest of each channel) that is lost; the rest completes first
+    /// ([`SimNode::complete_all_but_newest`]).
     pub pending_percent: u8,
 }
 
@@ -666,9 +667,9 @@ impl World {
     /// else moves (the other writes complete, but those of a channel an
     /// earlier `stall` held back; messages are delivered, users handle
     /// their events, time passes), then `node` crashes with that channel's
-    /// writes still in flight. The window a
-    /// slow disk region opens: what depends on the lagging writes must not
-    /// have been released by the others.
+    /// writes still in flight. The window a slow disk region opens: what
+    /// depends on the lagging writes must not have been released by the
+    /// others.
     pub fn lag(&mut self, node: usize, pick: usize, rounds: usize) {
         // A lag matters where something is under way: the channels with
         // HTLCs, if any.
