@@ -111,9 +111,9 @@ impl World {
         (0..self.nodes.len()).find(|i| sweep_script(*i) == *script || coin_key(*i).p2wpkh() == *script)
     }
 
-    /// Every node's account on chain.
-    pub fn accounts(&self) -> Vec<Account> {
-        let trees = self.closing_trees();
+    /// Every node's account on chain, from the closing `trees`
+    /// ([`World::closing_trees`]).
+    pub fn accounts(&self, trees: &ClosingTrees) -> Vec<Account> {
         let mut accounts = vec![Account::default(); self.nodes.len()];
         let txids: Vec<Txid> = trees.txs.iter().map(Transaction::compute_txid).collect();
         let mut spender: BTreeMap<OutPoint, usize> = BTreeMap::new();

@@ -10,6 +10,7 @@ use vigil_core::manager::records::PAYMENTS_NAMESPACE;
 use vigil_core::manager::{Event, PaymentId, PaymentStatus};
 use vigil_core::onchain::UNECONOMIC_SAT;
 
+use crate::accounts::ClosingTrees;
 use crate::world::World;
 
 /// Every invariant, over a settled world.
@@ -18,8 +19,9 @@ pub fn check(world: &World) -> Vec<String> {
     only_asked_closes(world, &mut v);
     payments_resolve_once(world, &mut v);
     nothing_left(world, &mut v);
-    value_conserved(world, &mut v);
-    everything_claimed_on_chain(world, &mut v);
+    let trees = world.closing_trees();
+    value_conserved(world, &trees, &mut v);
+    everything_claimed_on_chain(world, &trees, &mut v);
     only_monitors_and_records_on_disk(world, &mut v);
     v
 }
@@ -168,8 +170,8 @@ fn nothing_left(world: &World, v: &mut Vec<String>) {
 /// must make up the rest, to BOLT 3's rounding of commitment outputs; it
 /// may be short of its closed channels' trimmed HTLCs, never ahead of
 /// them, and all nodes together are short of exactly what was trimmed.
-fn value_conserved(world: &World, v: &mut Vec<String>) {
-    let accounts = world.accounts();
+fn value_conserved(world: &World, trees: &ClosingTrees, v: &mut Vec<String>) {
+    let accounts = world.accounts(trees);
     let (mut total_off, mut total_rounding) = (0i128, 0i128);
     for (i, node) in world.nodes.iter().enumerate() {
         for c in node.manager.list_channels() {
@@ -238,11 +240,11 @@ fn value_conserved(world: &World, v: &mut Vec<String>) {
 /// closing transaction tree went to a node's sweep script or fee wallet
 /// (anchors, and outputs worth less than their claim, excepted: the core
 /// gives those up by design): nothing owed was left on chain.
-fn everything_claimed_on_chain(world: &World, v: &mut Vec<String>) {
+fn everything_claimed_on_chain(world: &World, trees: &ClosingTrees, v: &mut Vec<String>) {
     if world.enforcing() {
         v.push("a closed channel's on-chain enforcement did not finish".into());
     }
-    let unspent = world.closing_trees().unspent;
+    let unspent = &trees.unspent;
     let ours: Vec<bitcoin::ScriptBuf> = (0..world.nodes.len())
         .flat_map(|i| [crate::onchain::sweep_script(i), crate::onchain::coin_key(i).p2wpkh()])
         .collect();

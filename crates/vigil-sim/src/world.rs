@@ -63,8 +63,6 @@ pub struct SimNode {
     next_record_token: u64,
     /// Writes completed so far.
     pub completed: u64,
-    /// Writes whose `fsync` failed.
-    pub failed_fsyncs: u64,
     /// A channel whose writes are held back (a slow disk region), so that
     /// other channels' writes overtake it.
     pub stalled: Option<ChannelId>,
@@ -244,7 +242,6 @@ impl SimNode {
         if landed {
             self.land(write);
         }
-        self.failed_fsyncs += 1;
         true
     }
 
@@ -366,7 +363,6 @@ impl World {
                     record_writes: VecDeque::new(),
                     next_record_token: u64::MAX,
                     completed: 0,
-                    failed_fsyncs: 0,
                     stalled: None,
                     restarts: 0,
                     seen_height: height,

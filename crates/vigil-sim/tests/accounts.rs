@@ -35,7 +35,7 @@ fn closed_channels_are_accounted_for_and_a_missing_claim_is_reported() {
 
     let violations = vigil_sim::check::check(&world);
     assert!(violations.is_empty(), "{violations:#?}");
-    let accounts = world.accounts();
+    let accounts = world.accounts(&world.closing_trees());
     println!("{accounts:#?}");
     // The forwarder (the closer, and the funder) paid the commitment's fee;
     // the payee swept its claim on chain.
