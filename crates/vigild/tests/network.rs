@@ -9,12 +9,21 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{wait_for, Ports, Vigild};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// The tests that start processes run one at a time. The script takes its
+/// ports before it starts `vigild`, and Bob restarts on the ports he had;
+/// a process of another test binding port 0 in between could take one.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static PROCESSES: Mutex<()> = Mutex::new(());
+    PROCESSES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn follower(dir: &std::path::Path, alice: &Vigild) -> Vigild {
     let extra = vec![
@@ -54,6 +63,7 @@ fn no_closes(node: &Vigild) {
 
 #[test]
 fn three_processes_pay_across_two_hops_through_a_kill_9_of_the_forwarder() {
+    let _alone = one_at_a_time();
     let tmp = tempfile::tempdir().expect("tempdir");
     let alice = Vigild::start(&tmp.path().join("alice"));
     let bob = follower(&tmp.path().join("bob"), &alice);
@@ -226,16 +236,20 @@ fn events_stream_and_acknowledge(alice: &Vigild, carol: &Vigild, last_hash: &str
 #[test]
 fn the_regtest_network_script_pays_across_two_hops() {
     let tmp = tempfile::tempdir().expect("tempdir");
+    let _alone = one_at_a_time();
     let ports = |p: Ports| format!("{} {} {}", p.listen, p.api, p.rpc);
+    // The script needs its ports up front; they are free now, and no other
+    // test of this binary binds one until the script is done.
+    let free = Ports::free(3);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/regtest-network.sh");
     let out = std::process::Command::new("bash")
         .arg(script)
         .env("VIGILD", env!("CARGO_BIN_EXE_vigild"))
         .env("VIGIL", env!("CARGO_BIN_EXE_vigil"))
         .env("BASE_DIR", tmp.path())
-        .env("ALICE_PORTS", ports(Ports::free()))
-        .env("BOB_PORTS", ports(Ports::free()))
-        .env("CAROL_PORTS", ports(Ports::free()))
+        .env("ALICE_PORTS", ports(free[0]))
+        .env("BOB_PORTS", ports(free[1]))
+        .env("CAROL_PORTS", ports(free[2]))
         .env_remove("KEEP")
         .output()
         .expect("run the script");

@@ -33,12 +33,13 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Three distinct free ports (for processes that need them up front).
-    pub fn free() -> Self {
+    /// Ports for `n` processes that need them up front, all distinct: every
+    /// port is held until all are picked, so none is handed out twice.
+    pub fn free(n: usize) -> Vec<Self> {
         let hold: Vec<TcpListener> =
-            (0..3).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+            (0..3 * n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
         let port = |i: usize| hold[i].local_addr().expect("addr").port();
-        Self { listen: port(0), api: port(1), rpc: port(2) }
+        (0..n).map(|i| Self { listen: port(3 * i), api: port(3 * i + 1), rpc: port(3 * i + 2) }).collect()
     }
 
     /// Port 0 everywhere: vigild picks, and the harness reads them from its log.
