@@ -251,3 +251,62 @@ fn the_chain_monitor_releases_block_events_once_their_state_is_durable() {
     assert_eq!(replayed.len(), 2);
     assert!(replayed.iter().all(|e| e.channel_id == channel_id));
 }
+
+/// The HTLCs of `monitor`'s on-chain failures so far.
+fn failed_paths(monitor: &ChannelMonitor) -> Vec<u64> {
+    monitor
+        .events()
+        .iter()
+        .filter_map(|e| match &e.event {
+            MonitorEvent::PaymentPathFailed { htlc_id, .. } => Some(*htlc_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A monitor written after the node's last durable chain position is ahead
+/// of it: at restart it sees blocks again. When a reorg happened while the
+/// node was down, those blocks are others: here the commitment that closed
+/// the channel at height `h` is at `h - 1` on the new chain. The monitor
+/// must take the new height, and a later reorg of block `h` must not make it
+/// forget the close (it then broadcast its own commitment forever, which the
+/// chain refused, and never finished enforcement: found by `vigil-sim`).
+#[test]
+fn blocks_seen_again_after_a_reorg_the_node_missed_replace_what_the_monitor_learnt() {
+    let mut pair = Pair::open(OpenOptions::default());
+    let (dust, _) = pair.pay(Who::A, 400_000);
+    let mut a = monitor_of(&pair.a.durable);
+    let (commitment, _) = pair.force_close_transactions(Who::A);
+    let h = pair.chain.height() + 10;
+    // The old chain: the commitment at h, and one block on top.
+    a.block_connected(h, std::slice::from_ref(&commitment));
+    a.block_connected(h + 1, &[]);
+    assert!(a.funding_spent());
+    // The node restarts from h - 2 on the new chain: the commitment at h - 1.
+    let mut a = ChannelMonitor::deserialize(&a.serialize()).expect("decodes");
+    a.block_connected(h - 1, std::slice::from_ref(&commitment));
+    a.block_connected(h, &[]);
+    a.block_connected(h + 1, &[]);
+    // Blocks h and up leave the chain: the close stays, at h - 1.
+    for height in (h..=h + 1).rev() {
+        a.block_disconnected(height);
+    }
+    assert!(a.funding_spent(), "the commitment at h - 1 is still on the chain");
+    // The trimmed HTLC fails ANTI_REORG_DELAY blocks after h - 1, once.
+    let final_height = h - 1 + ANTI_REORG_DELAY - 1;
+    for height in h..final_height {
+        a.block_connected(height, &[]);
+    }
+    assert!(failed_paths(&a).is_empty(), "not final one block before");
+    a.block_connected(final_height, &[]);
+    assert_eq!(failed_paths(&a), vec![dust], "final at the new height");
+    // The same blocks seen again (a restart from an older position) change
+    // nothing and make no duplicate.
+    let before = a.serialize();
+    a.block_connected(h - 1, std::slice::from_ref(&commitment));
+    for height in h..=final_height {
+        a.block_connected(height, &[]);
+    }
+    assert_eq!(failed_paths(&a), vec![dust]);
+    assert_eq!(a.serialize(), before, "the same blocks teach the same state");
+}

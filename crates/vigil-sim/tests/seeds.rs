@@ -109,6 +109,14 @@ fn programs_that_once_broke_an_invariant_keep_them_all() {
         // design: neither a loss to report nor an output left owed.
         "pay:0>2:5674 pay:2>0:1127 pay:0>2:372838 complete-all:0 lag:0:4:6 reconnect:0-1 lag:0:7:4 \
          force-close:1:5",
+        // A monitor write that landed despite a failed fsync was ahead of
+        // the node's durable height; a reorg then moved the closing
+        // commitment one block down, the restart showed it again at its new
+        // height, and the monitor kept the old one. A second reorg of that
+        // old height made it forget the close: it broadcast its own
+        // commitment forever and never finished (fixed: a block seen again
+        // replaces what the monitor learnt from its height on).
+        "force-close:0:2 mine lag:1:4:3 mine fsync-fail-landed:1:6 reorg:2 crash:1 reorg:2",
     ] {
         let program = vigil_sim::program::parse(text, 3).expect("a valid program");
         let (_, violations) = vigil_sim::run_program(&program, Config::nodes(3));

@@ -87,6 +87,14 @@ impl ChannelMonitor {
     /// Processes the transactions of the block at `height`. Returns whether
     /// the monitor changed (its new state must be persisted before the events
     /// it made are released).
+    ///
+    /// A block at or below the best height seen replaces what the monitor
+    /// learnt from that height on, as if those blocks had been disconnected
+    /// first. A node follows the chain again from its last durable position,
+    /// which a monitor written later may be ahead of: the blocks it sees again
+    /// are the same ones (and teach it the same things again), or, after a
+    /// reorg the node did not see (it was down), others, whose transactions
+    /// may be the same at other heights, or not there at all.
     pub fn block_connected(&mut self, height: u32, txdata: &[Transaction]) -> bool {
         let before = (
             self.events.len(),
@@ -94,7 +102,11 @@ impl ChannelMonitor {
             self.funding_spend.clone(),
             self.outbound.len(),
             self.spends.len(),
+            self.broadcast_holder,
         );
+        if height <= self.best_height {
+            self.block_disconnected(height);
+        }
         self.best_height = height;
         let funding = self.params.funding_outpoint.map(|o| o.into_bitcoin_outpoint());
         for tx in txdata {
@@ -142,6 +154,7 @@ impl ChannelMonitor {
                 self.funding_spend.clone(),
                 self.outbound.len(),
                 self.spends.len(),
+                self.broadcast_holder,
             )
     }
 
